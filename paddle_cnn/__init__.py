@@ -1,0 +1,18 @@
+"""paddle_cnn: the classic CNN tutorials as a PaddlePaddle library (networks, data, training, analysis)."""
+
+import warnings
+
+__version__ = "0.1.0"
+
+# Paddle warns on every import that ccache (a C++ build cache) is missing; it matters only
+# when compiling custom operators, which paddle_cnn never does.
+warnings.filterwarnings("ignore", message="No ccache found")
+
+try:
+    import paddle  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise ImportError(
+        "paddle_cnn needs PaddlePaddle, which is not installed in this Python "
+        f"({exc}). Install it through the package extra: "
+        "pip install -e '.[cpu]'  (CPU)  or  pip install -e '.[gpu]'  (CUDA machines)."
+    ) from exc

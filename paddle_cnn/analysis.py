@@ -1,0 +1,166 @@
+"""Per-layer analysis of any network: output size, receptive field and parameter count.
+
+Receptive fields are computed analytically while a sample runs through the net: each
+convolution or pooling of kernel k, dilation r and stride s maps (rf, jump) to
+(rf + (k_eff - 1) * jump, jump * s) with k_eff = k + (k - 1)(r - 1).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import paddle
+from paddle import nn
+
+__all__ = ["LayerRecord", "layer_table", "receptive_field", "format_table", "effective_kernel"]
+
+_CONV = (nn.Conv1D, nn.Conv2D, nn.Conv3D)
+_POOL = (nn.MaxPool1D, nn.MaxPool2D, nn.MaxPool3D, nn.AvgPool1D, nn.AvgPool2D, nn.AvgPool3D)
+_ADAPTIVE = (
+    nn.AdaptiveAvgPool1D, nn.AdaptiveAvgPool2D, nn.AdaptiveAvgPool3D,
+    nn.AdaptiveMaxPool1D, nn.AdaptiveMaxPool2D, nn.AdaptiveMaxPool3D,
+)
+
+
+@dataclass
+class LayerRecord:
+    """One leaf layer as seen during a forward pass (shapes exclude the batch dimension)."""
+
+    name: str
+    type: str
+    input_shape: Tuple[int, ...]
+    output_shape: Tuple[int, ...]
+    params: int
+    # Per spatial dimension; None once the output is no longer a spatial map (after Flatten).
+    receptive_field: Optional[Tuple[int, ...]]
+    jump: Optional[Tuple[int, ...]]
+
+
+def effective_kernel(kernel: int, dilation: int) -> int:
+    """Extent of a dilated kernel: k + (k - 1)(r - 1)."""
+    return kernel + (kernel - 1) * (dilation - 1)
+
+
+def _tuple(value, n: int) -> Tuple[int, ...]:
+    if isinstance(value, (list, tuple)):
+        return tuple(int(v) for v in value)
+    return (int(value),) * n
+
+
+def _kernel_stride(layer: nn.Layer, in_spatial: Sequence[int], out_spatial: Sequence[int]):
+    """Effective kernel and stride of a spatial layer, or None if the layer is not one we model."""
+    n = len(in_spatial)
+    if isinstance(layer, _CONV):
+        k = _tuple(layer._kernel_size, n)
+        d = _tuple(layer._dilation, n)
+        return tuple(effective_kernel(ki, di) for ki, di in zip(k, d)), _tuple(layer._stride, n)
+    if isinstance(layer, _POOL):
+        k = _tuple(layer.ksize, n)
+        s = _tuple(layer.stride if layer.stride is not None else layer.ksize, n)
+        return k, s
+    if isinstance(layer, _ADAPTIVE):
+        # Adaptive pooling behaves like stride in//out with a kernel covering the remainder.
+        s = tuple(max(i // max(o, 1), 1) for i, o in zip(in_spatial, out_spatial))
+        k = tuple(i - (o - 1) * si for i, o, si in zip(in_spatial, out_spatial, s))
+        return k, s
+    return None
+
+
+def layer_table(net: nn.Layer, input_shape: Sequence[int]) -> List[LayerRecord]:
+    """Run one zero sample of ``input_shape`` (C, ...) through ``net`` and describe each leaf layer.
+
+    A leaf whose input was produced outside any layer (a residual add, a concat) takes the
+    receptive field of the largest field recorded at that spatial size, which is exact for
+    sums and concatenations of branches.
+    """
+    input_shape = tuple(int(v) for v in input_shape)
+    n_spatial = len(input_shape) - 1
+    records: List[LayerRecord] = []
+    # id(tensor) -> (rf, jump); tensors are kept alive in `seen` so ids are not reused.
+    fields: Dict[int, Tuple[Tuple[int, ...], Tuple[int, ...]]] = {}
+    seen: List[paddle.Tensor] = []
+
+    def field_of(t: paddle.Tensor):
+        if id(t) in fields:
+            return fields[id(t)]
+        spatial = tuple(t.shape[2:])
+        candidates = [f for tt, f in ((s, fields.get(id(s))) for s in seen)
+                      if f is not None and tuple(tt.shape[2:]) == spatial]
+        if candidates:
+            return max(candidates, key=lambda f: f[0])
+        return None
+
+    def hook(layer, inputs, output):
+        x = inputs[0] if isinstance(inputs, (tuple, list)) else inputs
+        y = output[0] if isinstance(output, (tuple, list)) else output
+        if not isinstance(x, paddle.Tensor) or not isinstance(y, paddle.Tensor):
+            return
+        in_f = field_of(x)
+        out_f = None
+        spatial_out = len(y.shape) == n_spatial + 2
+        if in_f is not None and spatial_out:
+            ks = _kernel_stride(layer, x.shape[2:], y.shape[2:])
+            rf, jump = in_f
+            if ks is not None:
+                k, s = ks
+                out_f = (tuple(r + (ki - 1) * j for r, ki, j in zip(rf, k, jump)),
+                         tuple(j * si for j, si in zip(jump, s)))
+            elif tuple(x.shape[2:]) == tuple(y.shape[2:]):
+                out_f = in_f  # element-wise layers (activations, norms, dropout) keep the field
+        if out_f is not None:
+            fields[id(y)] = out_f
+        seen.extend([x, y])
+        records.append(LayerRecord(
+            name=paths[id(layer)],
+            type=type(layer).__name__,
+            input_shape=tuple(x.shape[1:]),
+            output_shape=tuple(y.shape[1:]),
+            params=int(sum(int(np.prod(p.shape)) for p in layer.parameters(include_sublayers=False))),
+            receptive_field=None if out_f is None else out_f[0],
+            jump=None if out_f is None else out_f[1],
+        ))
+
+    paths = {id(layer): path for path, layer in net.named_sublayers() if not layer.sublayers()}
+    handles = [layer.register_forward_post_hook(hook)
+               for _, layer in net.named_sublayers() if id(layer) in paths]
+    was_training = net.training
+    net.eval()
+    try:
+        x = paddle.zeros((1,) + input_shape, dtype="float32")
+        fields[id(x)] = ((1,) * n_spatial, (1,) * n_spatial)
+        seen.append(x)
+        with paddle.no_grad():
+            net(x)
+    finally:
+        for h in handles:
+            h.remove()
+        if was_training:
+            net.train()
+    return records
+
+
+def receptive_field(net: nn.Layer, input_shape: Sequence[int]) -> Tuple[int, ...]:
+    """Receptive field (per spatial dim) of the last spatial feature map of ``net``."""
+    fields = [r.receptive_field for r in layer_table(net, input_shape) if r.receptive_field is not None]
+    if not fields:
+        raise ValueError(f"{type(net).__name__} has no spatial layers to compute a receptive field for")
+    return fields[-1]
+
+
+def _fmt_dims(dims: Optional[Sequence[int]]) -> str:
+    return "-" if dims is None else "x".join(str(d) for d in dims)
+
+
+def format_table(records: Sequence[LayerRecord]) -> str:
+    """A fixed-width text table of :func:`layer_table` records, with a total line."""
+    rows = [("layer", "type", "output (C, ...)", "receptive field", "params")]
+    for r in records:
+        rows.append((r.name, r.type, str(list(r.output_shape)), _fmt_dims(r.receptive_field), f"{r.params:,}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) if i < 4 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+             for row in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    lines.append("-" * len(lines[0]))
+    lines.append(f"total params: {sum(r.params for r in records):,}")
+    return "\n".join(lines)

@@ -1,0 +1,30 @@
+"""Install paddle_cnn. Paddle itself comes from an extra: the CPU and GPU builds are different packages."""
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+setup(
+    name="paddle-cnn",
+    version="0.1.0",
+    description="Classic CNNs from the AI Studio tutorials, trained through paddle.Model with honest numbers.",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9",
+    packages=find_packages(include=["paddle_cnn", "paddle_cnn.*", "experiments", "experiments.*"]),
+    install_requires=[
+        "numpy",
+        "pandas",
+        "matplotlib",
+        # Same cv2 API as opencv-python, but imports on servers without libGL.
+        "opencv-python-headless",
+        "visualdl",
+    ],
+    extras_require={
+        "cpu": ["paddlepaddle>=3.0"],
+        "gpu": ["paddlepaddle-gpu>=3.0"],
+        "test": ["pytest>=7", "hypothesis>=6"],
+    },
+    entry_points={"console_scripts": ["paddle-cnn=paddle_cnn.cli:main"]},
+)
