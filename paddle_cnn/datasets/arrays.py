@@ -1,0 +1,244 @@
+"""Datasets backed by in-memory uint8 arrays, the 59k/1k split, and a loader that builds whole
+batches with array operations instead of per-item Python work."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import paddle
+
+from . import csv_format, idx
+
+PathLike = Union[str, Path]
+
+# Pixel mean and std of the 60k Fashion-MNIST training images, scaled to [0, 1]; pinned by a real-data test.
+FASHION_MNIST_MEAN = 0.2860
+FASHION_MNIST_STD = 0.3530
+MNIST_MEAN = 0.1307
+MNIST_STD = 0.3081
+
+CLASS_NAMES = {
+    "fashion-mnist": {
+        "en": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+               "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+        # The names the AI Studio Fashion-MNIST notebook prints.
+        "zh": ["T恤", "裤子", "套衫", "裙子", "外套", "凉鞋", "衬衫", "运动鞋", "包", "短靴"],
+    },
+    "mnist": {"en": [str(d) for d in range(10)], "zh": [str(d) for d in range(10)]},
+}
+
+Normalize = Union[None, str, Tuple[float, float]]
+
+
+def class_names(dataset: str = "fashion-mnist", lang: str = "en") -> List[str]:
+    """Class names by label; ``lang`` is 'en' or 'zh' (the tutorial's Chinese names)."""
+    if dataset not in CLASS_NAMES:
+        raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(sorted(CLASS_NAMES))}")
+    if lang not in CLASS_NAMES[dataset]:
+        raise ValueError(f"lang must be one of {sorted(CLASS_NAMES[dataset])}, got {lang!r}")
+    return list(CLASS_NAMES[dataset][lang])
+
+
+def _mean_std(normalize: Normalize) -> Tuple[float, float]:
+    """(shift, scale) applied after dividing by 255: 'unit' -> [0, 1]; 'fashion-mnist'/'mnist' -> z-scores."""
+    if normalize is None or normalize == "unit":
+        return 0.0, 1.0
+    if normalize == "fashion-mnist":
+        return FASHION_MNIST_MEAN, FASHION_MNIST_STD
+    if normalize == "mnist":
+        return MNIST_MEAN, MNIST_STD
+    if isinstance(normalize, (tuple, list)) and len(normalize) == 2:
+        return float(normalize[0]), float(normalize[1])
+    raise ValueError(f"normalize must be 'unit', 'fashion-mnist', 'mnist' or (mean, std), got {normalize!r}")
+
+
+class ArrayDataset(paddle.io.Dataset):
+    """Images (N, H, W) uint8 with labels (N,) int64, or without labels.
+
+    Items are ``(image float32 [1, H, W], label int64 [1])`` like ``paddle.vision`` datasets; an
+    unlabelled dataset yields ``(image,)`` only, so nothing downstream mistakes a made-up label
+    for a real one. ``transform`` gets the uint8 (H, W, 1) image; if it returns uint8, scaling
+    and ``normalize`` are applied afterwards, otherwise its output is used as it is.
+    """
+
+    def __init__(self, images: np.ndarray, labels: Optional[np.ndarray] = None, *,
+                 transform: Optional[Callable] = None, normalize: Normalize = "unit", source: str = "<arrays>"):
+        super().__init__()
+        images = np.asarray(images)
+        if images.dtype != np.uint8 or images.ndim != 3:
+            raise ValueError(f"{source}: images must be uint8 of shape (N, H, W), got {images.dtype} {images.shape}")
+        if labels is not None:
+            labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+            if len(labels) != len(images):
+                raise ValueError(f"{source}: {len(labels)} labels for {len(images)} images")
+        self.images = images
+        self.labels = labels
+        self.transform = transform
+        self.normalize = normalize
+        self.source = source
+        self._shift, self._scale = _mean_std(normalize)
+
+    @property
+    def has_labels(self) -> bool:
+        return self.labels is not None
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def scale(self, images_uint8: np.ndarray) -> np.ndarray:
+        """uint8 images (..., H, W) -> float32 (..., 1, H, W) scaled and normalised, in one array op."""
+        x = images_uint8.astype(np.float32)[..., None, :, :]
+        x *= np.float32(1.0 / (255.0 * self._scale))
+        if self._shift:
+            x -= np.float32(self._shift / self._scale)
+        return x
+
+    def image(self, index: int):
+        img = self.images[index]
+        if self.transform is None:
+            return self.scale(img)
+        out = self.transform(img[:, :, None])
+        if isinstance(out, np.ndarray) and out.dtype == np.uint8:
+            return self.scale(out.reshape(out.shape[:2]))
+        return out
+
+    def __getitem__(self, index: int):
+        image = self.image(index)
+        if self.labels is None:
+            return (image,)
+        return image, self.labels[index:index + 1]
+
+    def subset(self, indices: Sequence[int]) -> "ArrayDataset":
+        """A new dataset holding only ``indices`` (copied, so the parent can be freed)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        sub = ArrayDataset(self.images[indices], None if self.labels is None else self.labels[indices],
+                           transform=self.transform, normalize=self.normalize, source=self.source)
+        return sub
+
+    def loader(self, batch_size: int = 64, shuffle: bool = False, drop_last: bool = False,
+               seed: int = 0) -> "BatchLoader":
+        return BatchLoader(self, batch_size, shuffle=shuffle, drop_last=drop_last, seed=seed)
+
+
+class BatchLoader:
+    """Iterates ``[images, labels]`` batches of an :class:`ArrayDataset` built by array slicing.
+
+    ``paddle.Model.fit/evaluate/predict`` accept it in place of a DataLoader. Shuffling uses a
+    generator seeded by ``(seed, epoch)``; the epoch advances at the end of each full pass (or is
+    set with :meth:`set_epoch`), so a resumed run draws exactly the order it would have drawn.
+    Datasets with a per-item ``transform`` fall back to calling it item by item.
+    """
+
+    def __init__(self, dataset: ArrayDataset, batch_size: int = 64, *, shuffle: bool = False,
+                 drop_last: bool = False, seed: int = 0):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def order(self) -> np.ndarray:
+        n = len(self.dataset)
+        if not self.shuffle:
+            return np.arange(n)
+        return np.random.default_rng([self.seed, self.epoch]).permutation(n)
+
+    def __iter__(self) -> Iterator[list]:
+        ds = self.dataset
+        order = self.order()
+        for b in range(len(self)):
+            idx_ = order[b * self.batch_size:(b + 1) * self.batch_size]
+            if ds.transform is None:
+                images = ds.scale(ds.images[idx_])
+            else:
+                images = np.stack([np.asarray(ds.image(i), dtype=np.float32) for i in idx_])
+            if ds.labels is None:
+                yield [images]
+            else:
+                yield [images, ds.labels[idx_][:, None]]
+        self.epoch += 1
+
+
+def split_indices(n: int, val_size: int = 1000, method: str = "tail", seed: int = 0,
+                  labels: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """Train and validation indices of ``n`` rows.
+
+    - ``tail``: the last ``val_size`` rows are validation, as the notebook does (59k/1k of 60k).
+    - ``random``: a permutation seeded by ``seed``.
+    - ``stratified``: per class in proportion to its frequency (largest remainders fill the
+      rounding gap), rows drawn with ``seed``; needs ``labels``.
+    Both index arrays are sorted, so the split does not depend on anything but its arguments.
+    """
+    if not 0 < val_size < n:
+        raise ValueError(f"val_size must be between 1 and {n - 1} for {n} rows, got {val_size}")
+    if method == "tail":
+        return np.arange(n - val_size), np.arange(n - val_size, n)
+    rng = np.random.default_rng(seed)
+    if method == "random":
+        val = np.sort(rng.permutation(n)[:val_size])
+    elif method == "stratified":
+        if labels is None or len(labels) != n:
+            raise ValueError("a stratified split needs one label per row")
+        labels = np.asarray(labels)
+        classes, counts = np.unique(labels, return_counts=True)
+        exact = counts * val_size / n
+        take = np.floor(exact).astype(int)
+        take[np.argsort(-(exact - take), kind="stable")[:val_size - take.sum()]] += 1
+        val = np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:k]
+                                      for c, k in zip(classes, take)]))
+    else:
+        raise ValueError(f"split method must be 'tail', 'random' or 'stratified', got {method!r}")
+    train = np.setdiff1d(np.arange(n), val, assume_unique=True)
+    return train, val
+
+
+class FashionMNISTCSV(ArrayDataset):
+    """A Fashion-MNIST CSV file (labelled Kaggle layout or unlabelled ``ID`` layout) as a Dataset.
+
+    ``ids`` holds the ID column of the unlabelled layout (None for the labelled one).
+    """
+
+    def __init__(self, path: PathLike, *, transform: Optional[Callable] = None, normalize: Normalize = "unit",
+                 cache_dir: Optional[PathLike] = None, use_cache: bool = True):
+        data = csv_format.load_csv(path, cache_dir=cache_dir, use_cache=use_cache)
+        super().__init__(data.images, data.labels, transform=transform, normalize=normalize, source=str(path))
+        self.ids = data.ids
+
+
+class IDXDataset(ArrayDataset):
+    """One split ('train' or 'test') of an IDX dataset, md5-checked against the official files."""
+
+    dataset_name = ""
+
+    def __init__(self, mode: str = "train", root: Optional[PathLike] = None, *, transform: Optional[Callable] = None,
+                 normalize: Normalize = "unit", download: bool = True, verify_md5: bool = True):
+        images, labels = idx.load_idx(self.dataset_name, mode, root, download_missing=download, verify=verify_md5)
+        folder = idx.data_root(root) / self.dataset_name
+        super().__init__(images, labels, transform=transform, normalize=normalize, source=f"{folder} ({mode})")
+        self.mode = mode
+
+
+class FashionMNISTIDX(IDXDataset):
+    dataset_name = "fashion-mnist"
+
+
+class MNISTIDX(IDXDataset):
+    dataset_name = "mnist"
+
+
+def train_val_split(dataset: ArrayDataset, val_size: int = 1000, method: str = "tail",
+                    seed: int = 0) -> Tuple[ArrayDataset, ArrayDataset]:
+    """The notebook's split by default: the first 59,000 rows train, the last 1,000 validate."""
+    train, val = split_indices(len(dataset), val_size, method, seed, dataset.labels)
+    return dataset.subset(train), dataset.subset(val)

@@ -1,0 +1,217 @@
+"""The Fashion-MNIST CSV layouts: Kaggle's labelled ``label,pixel1..pixel784`` and the competition's
+unlabelled ``ID,pixel1..pixel784``, as ``.csv``, ``.csv.gz`` or a ``.zip`` holding one CSV.
+
+Parsing is strict (every bad cell is reported by line and column) and happens once: the parsed
+arrays are cached under a key made from the file's bytes, so a changed file is always re-read.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import math
+import os
+import tempfile
+import warnings
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError, DataFileNotFoundError
+
+PathLike = Union[str, Path]
+
+CACHE_ENV_VAR = "PADDLE_CNN_CACHE"
+# Bump when the parsed representation changes, so old cache entries are never read.
+_CACHE_FORMAT = 1
+
+
+@dataclass
+class CSVData:
+    """Parsed CSV: images (N, side, side) uint8; labels (N,) int64 or None; ids (N,) int64 or None."""
+
+    images: np.ndarray
+    labels: Optional[np.ndarray]
+    ids: Optional[np.ndarray]
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get(CACHE_ENV_VAR)
+    return Path(env) if env else Path.home() / ".cache" / "paddle_cnn"
+
+
+def _read_raw(path: Path) -> bytes:
+    if not path.exists():
+        raise DataFileNotFoundError(path, "file not found")
+    if not path.is_file():
+        raise DataError(path, "is not a file")
+    return path.read_bytes()
+
+
+def _decompress(path: Path, raw: bytes) -> bytes:
+    """The CSV text inside ``raw``: plain, gzip or a zip archive holding exactly one .csv."""
+    name = path.name.lower()
+    if name.endswith(".gz"):
+        try:
+            return gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DataError(path, f"not a readable gzip file (truncated or corrupt): {exc}") from None
+    if name.endswith(".zip"):
+        try:
+            with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+                members = [m for m in archive.namelist()
+                           if m.lower().endswith(".csv") and not m.startswith("__MACOSX/")]
+                if len(members) != 1:
+                    raise DataError(path, f"expected a zip holding exactly one .csv file, found {members or 'none'}")
+                return archive.read(members[0])
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+            raise DataError(path, f"not a readable zip file (truncated or corrupt): {exc}") from None
+    return raw
+
+
+def _first_bad(mask: np.ndarray):
+    """(row, column) of the first True in a 2-D mask, in reading order."""
+    row, col = np.argwhere(mask)[0]
+    return int(row), int(col)
+
+
+def parse_csv(path: PathLike, text: Optional[bytes] = None) -> CSVData:
+    """Parse one Fashion-MNIST CSV strictly. ``text`` may hold the already-decompressed bytes."""
+    path = Path(path)
+    if text is None:
+        text = _decompress(path, _read_raw(path))
+    if not text.strip():
+        raise DataError(path, "file is empty; expected a header 'label,pixel1,...,pixel784' and data rows")
+
+    lines = text.split(b"\n")
+    if lines[-1].strip() == b"":
+        lines.pop()  # the newline ending the last row
+    header = lines[0].decode("utf-8-sig", errors="replace").strip().split(",")
+    first = header[0].strip()
+    if first.lower() not in ("label", "id"):
+        raise DataError(path, f"first column is {first!r}; expected 'label' (labelled layout) "
+                              "or 'ID' (unlabelled layout)", line=1)
+    n_pixels = len(header) - 1
+    side = math.isqrt(n_pixels)
+    expected_header = [f"pixel{i}" for i in range(1, n_pixels + 1)]
+    if n_pixels == 0 or side * side != n_pixels:
+        raise DataError(path, f"header has {n_pixels} pixel columns; expected a square image such as 784 (28x28)",
+                        line=1)
+    for i, (got, want) in enumerate(zip(header[1:], expected_header)):
+        if got.strip() != want:
+            raise DataError(path, f"header column {i + 2} is {got!r}, expected {want!r}", line=1)
+    if len(lines) < 2:
+        raise DataError(path, "has a header but no data rows")
+
+    # Every row must have exactly as many fields as the header (pandas would pad short rows with NaN).
+    n_commas = n_pixels
+    for i, line in enumerate(lines[1:], start=2):
+        if line.count(b",") != n_commas:
+            raise DataError(path, f"row has {line.count(b',') + 1 if line.strip() else 0} fields, "
+                                  f"expected {n_pixels + 1} like the header", line=i)
+
+    frame = pd.read_csv(io.BytesIO(b"\n".join(lines)), header=0, skip_blank_lines=False, engine="c",
+                        na_values=[""], keep_default_na=True)
+    columns = list(frame.columns)
+    # Non-numeric cells make a column non-numeric; find the first bad cell in reading order.
+    bad_cells = []
+    for j, col in enumerate(columns):
+        if not pd.api.types.is_numeric_dtype(frame[col]):
+            values = frame[col]
+            numeric = pd.to_numeric(values, errors="coerce")
+            rows = np.flatnonzero(numeric.isna().to_numpy() & values.notna().to_numpy())
+            if rows.size:
+                bad_cells.append((int(rows[0]), j, values.iloc[rows[0]]))
+            frame[col] = numeric
+    if bad_cells:
+        row, j, value = min(bad_cells)
+        raise DataError(path, f"cell {value!r} is not a number", line=row + 2, column=columns[j])
+    values = frame.to_numpy(dtype=np.float64)
+    if np.isnan(values).any():
+        row, j = _first_bad(np.isnan(values))
+        raise DataError(path, "cell is empty or NaN; expected an integer", line=row + 2, column=columns[j])
+    if (values != np.floor(values)).any():
+        row, j = _first_bad(values != np.floor(values))
+        raise DataError(path, f"cell {values[row, j]:g} is not an integer", line=row + 2, column=columns[j])
+    pixels = values[:, 1:]
+    out_of_range = (pixels < 0) | (pixels > 255)
+    if out_of_range.any():
+        row, j = _first_bad(out_of_range)
+        raise DataError(path, f"pixel value {pixels[row, j]:g} is outside 0..255", line=row + 2,
+                        column=columns[j + 1])
+    images = pixels.astype(np.uint8).reshape(-1, side, side)
+    first_col = values[:, 0].astype(np.int64)
+    if first.lower() == "label":
+        bad = np.flatnonzero((first_col < 0) | (first_col > 9))
+        if bad.size:
+            raise DataError(path, f"label {first_col[bad[0]]} is outside 0..9", line=int(bad[0]) + 2,
+                            column=columns[0])
+        return CSVData(images, first_col, None)
+    return CSVData(images, None, first_col)
+
+
+def load_csv(path: PathLike, cache_dir: Optional[PathLike] = None, use_cache: bool = True) -> CSVData:
+    """Parse ``path`` or, if this exact content was parsed before, load the cached arrays."""
+    path = Path(path)
+    raw = _read_raw(path)
+    if not use_cache:
+        return parse_csv(path, _decompress(path, raw))
+    key = hashlib.blake2b(raw, digest_size=20).hexdigest()
+    cache_file = Path(cache_dir or default_cache_dir()) / "csv" / f"{key}-v{_CACHE_FORMAT}.npz"
+    if cache_file.is_file():
+        try:
+            with np.load(cache_file, allow_pickle=False) as z:
+                return CSVData(z["images"], z["labels"] if z["has_labels"] else None,
+                               None if z["has_labels"] else z["ids"])
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            warnings.warn(f"ignoring unreadable CSV cache {cache_file} ({exc}); re-parsing {path}")
+    data = parse_csv(path, _decompress(path, raw))
+    _save_cache(cache_file, data)
+    return data
+
+
+def _save_cache(cache_file: Path, data: CSVData) -> None:
+    """Atomic write, so a crash never leaves a half-written entry under the final name."""
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache_file.parent, suffix=".npz.tmp")
+    except OSError as exc:
+        warnings.warn(f"cannot write CSV cache under {cache_file.parent} ({exc}); the next load parses again")
+        return
+    try:
+        with os.fdopen(fd, "wb") as f:
+            empty = np.zeros(0, np.int64)
+            np.savez(f, images=data.images, has_labels=data.labels is not None,
+                     labels=data.labels if data.labels is not None else empty,
+                     ids=data.ids if data.ids is not None else empty)
+        os.replace(tmp, cache_file)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_csv(path: PathLike, images: np.ndarray, labels: Optional[np.ndarray] = None,
+              ids: Optional[np.ndarray] = None) -> Path:
+    """Write the labelled layout (``labels``) or the unlabelled one (``ids``); gzip if the name ends in .gz."""
+    if (labels is None) == (ids is None):
+        raise ValueError("give exactly one of labels (labelled layout) or ids (unlabelled layout)")
+    images = np.asarray(images, dtype=np.uint8).reshape(len(images), -1)
+    first = np.asarray(labels if labels is not None else ids, dtype=np.int64)
+    header = ("label" if labels is not None else "ID") + "," + ",".join(
+        f"pixel{i}" for i in range(1, images.shape[1] + 1))
+    lut = [str(v).encode() for v in range(256)]
+    rows = [header.encode()]
+    for lead, row in zip(first.tolist(), images.tolist()):
+        rows.append(b"%d," % lead + b",".join([lut[v] for v in row]))
+    payload = b"\n".join(rows) + b"\n"
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(gzip.compress(payload, compresslevel=6, mtime=0) if path.name.endswith(".gz") else payload)
+    os.replace(tmp, path)
+    return path
