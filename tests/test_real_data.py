@@ -49,3 +49,14 @@ def test_csv_exported_from_idx_reads_back_identical(real_data_dir, fashion_train
     test = D.FashionMNISTIDX("test", real_data_dir, download=False)
     assert len(unlabelled) == 10_000 and not unlabelled.has_labels
     np.testing.assert_array_equal(unlabelled.images, test.images)
+
+
+def test_real_fashion_mnist_smoke_run(real_data_dir, tmp_path):
+    """200 steps of the notebook's standard CNN on real data reach a sane whole-test-set accuracy."""
+    from paddle_cnn.training import RunConfig, train_and_evaluate
+
+    cfg = RunConfig(net="standard_cnn", data_dir=str(real_data_dir), epochs=1, train_limit=13_800, val_size=1000,
+                    test_limit=2000, lr=1e-3, log_every=1000)
+    _, results = train_and_evaluate(cfg, tmp_path / "run", verbose=False)
+    assert results["val"]["n"] == 1000 and results["test"]["n"] == 2000
+    assert 0.70 < results["test"]["acc"] < 0.95, results["test"]

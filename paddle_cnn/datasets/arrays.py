@@ -228,6 +228,14 @@ class IDXDataset(ArrayDataset):
         super().__init__(images, labels, transform=transform, normalize=normalize, source=f"{folder} ({mode})")
         self.mode = mode
 
+    @staticmethod
+    def for_name(name: str, mode: str = "train", root: Optional[PathLike] = None, **kwargs) -> "IDXDataset":
+        """The IDX dataset class registered for ``name`` ('fashion-mnist' or 'mnist')."""
+        classes = {cls.dataset_name: cls for cls in IDXDataset.__subclasses__()}
+        if name not in classes:
+            raise ValueError(f"unknown dataset {name!r}; known: {', '.join(sorted(classes))}")
+        return classes[name](mode, root, **kwargs)
+
 
 class FashionMNISTIDX(IDXDataset):
     dataset_name = "fashion-mnist"

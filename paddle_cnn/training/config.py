@@ -1,0 +1,130 @@
+"""The typed configuration of one training run; CLI flags are generated from its fields."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union, get_args, get_origin, get_type_hints
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "momentum")
+SCHEDULES = ("constant", "step", "cosine", "onecycle")
+DATASETS = ("fashion-mnist", "mnist")
+AUGMENTS = ("none", "flip-crop")
+
+
+@dataclass
+class RunConfig:
+    """Everything that decides a run's numbers. Saved as config.json in the run folder."""
+
+    net: str = "standard_cnn"
+    dataset: str = "fashion-mnist"
+    data_dir: Optional[str] = None  # folder holding {dataset}/ IDX files; else $PADDLE_CNN_DATA, else data/
+    train_csv: Optional[str] = None  # a labelled CSV to use instead of the IDX training files
+    test_csv: Optional[str] = None  # a labelled CSV to use instead of the IDX test files
+    verify_md5: bool = True  # check IDX files against the official md5s
+    val_size: int = 1000  # the notebook's 59k/1k split of the 60k training images
+    split: str = "tail"  # tail (the notebook's: last rows validate), random or stratified
+    normalize: str = "unit"  # unit ([0, 1], the notebook's /255), fashion-mnist or mnist (z-scores)
+    augment: str = "none"  # none, or flip-crop (random horizontal flip + 2-pixel shifted crop)
+    input_size: Optional[List[int]] = None  # resize inputs to H W (for full-size nets); None keeps 28x28
+    epochs: int = 10
+    batch_size: int = 64
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9  # for momentum/sgd-with-momentum only
+    weight_decay: float = 0.0
+    schedule: str = "constant"  # constant, step (x gamma every step_size epochs), cosine, onecycle (per step)
+    step_size: int = 5
+    gamma: float = 0.1
+    seed: int = 0
+    device: str = "auto"  # auto (GPU if Paddle has CUDA), cpu or gpu
+    amp: bool = False  # mixed precision (O1); GPU only
+    log_every: int = 100  # print progress every N steps
+    keep_epochs: int = 0  # keep only the last N epoch_* checkpoints (0 keeps all)
+    train_limit: int = 0  # use only the first N training images (0: all); for smoke runs
+    test_limit: int = 0  # use only the first N test images (0: all)
+
+    def validate(self) -> "RunConfig":
+        choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "dataset": DATASETS, "augment": AUGMENTS,
+                   "device": ("auto", "cpu", "gpu"), "split": ("tail", "random", "stratified")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"config {name}={getattr(self, name)!r}; expected one of {', '.join(allowed)}")
+        for name in ("epochs", "batch_size", "val_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"config {name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"config lr must be > 0, got {self.lr}")
+        if self.input_size is not None and (len(self.input_size) != 2 or min(self.input_size) < 1):
+            raise ValueError(f"config input_size must be two positive integers H W, got {self.input_size}")
+        return self
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any], source: str = "config") -> "RunConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{source}: unknown config keys {unknown}; known keys are {sorted(known)}")
+        return cls(**data).validate()
+
+    def save(self, path: Union[str, Path]) -> None:
+        from .fileio import atomic_write_text
+
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: Union[str, Path]) -> "RunConfig":
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path}: no config.json here; is this a run folder?") from None
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not valid JSON ({exc})") from None
+        return cls.from_dict(data, str(path))
+
+    def differences(self, other: "RunConfig", ignore: Sequence[str] = ()) -> Dict[str, tuple]:
+        """Fields whose values differ, as {name: (self's, other's)}."""
+        return {f.name: (getattr(self, f.name), getattr(other, f.name)) for f in fields(self)
+                if f.name not in ignore and getattr(self, f.name) != getattr(other, f.name)}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_config_args(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
+    """One flag per RunConfig field (``--batch-size``...), defaulting to None so only given flags override."""
+    hints = get_type_hints(RunConfig)
+    group = parser.add_argument_group("run configuration (overrides)")
+    for f in fields(RunConfig):
+        if f.name in skip:
+            continue
+        hint = hints[f.name]
+        if get_origin(hint) is Union:  # Optional[X]
+            hint = [a for a in get_args(hint) if a is not type(None)][0]
+        default = f.default if f.default is not dataclasses.MISSING else None
+        if hint is bool:
+            group.add_argument(_flag(f.name), dest=f.name, default=None, action=argparse.BooleanOptionalAction,
+                               help=f"default: {default}")
+        elif get_origin(hint) in (list, List):
+            group.add_argument(_flag(f.name), dest=f.name, default=None, nargs="+",
+                               type=get_args(hint)[0], metavar="N", help=f"default: {default}")
+        else:
+            group.add_argument(_flag(f.name), dest=f.name, default=None, type=hint, help=f"default: {default}")
+
+
+def config_from_args(args: argparse.Namespace, base: Optional[RunConfig] = None, **defaults) -> RunConfig:
+    """``base`` (or RunConfig(**defaults)) with every flag the user gave applied on top."""
+    config = dataclasses.replace(base) if base is not None else RunConfig(**defaults)
+    overrides = given_overrides(args)
+    return dataclasses.replace(config, **overrides).validate()
+
+
+def given_overrides(args: argparse.Namespace) -> Dict[str, Any]:
+    names = {f.name for f in fields(RunConfig)}
+    return {k: v for k, v in vars(args).items() if k in names and v is not None}

@@ -1,0 +1,146 @@
+"""Pictures of a run (PNG, matplotlib's Agg backend so no display is needed)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .fileio import atomic_write  # noqa: E402
+
+
+def _save(fig, path) -> Path:
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png"))
+    plt.close(fig)
+    return Path(path)
+
+
+def tile_grid(images: np.ndarray, rows: int, cols: int, pad: int = 2) -> np.ndarray:
+    """uint8 (N, H, W) -> one uint8 (rows*(H+pad)+pad, cols*(W+pad)+pad) mosaic, row-major."""
+    n, h, w = images.shape
+    grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad), 128, np.uint8)
+    for i in range(min(n, rows * cols)):
+        r, c = divmod(i, cols)
+        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = images[i]
+    return grid
+
+
+def samples_by_class(images: np.ndarray, labels: np.ndarray, num_classes: int, per_class: int = 10) -> np.ndarray:
+    """The first ``per_class`` images of each class, class by class (a classes x per_class grid)."""
+    picked = []
+    for c in range(num_classes):
+        idx = np.flatnonzero(labels == c)[:per_class]
+        block = np.zeros((per_class,) + images.shape[1:], np.uint8)
+        block[: len(idx)] = images[idx]
+        picked.append(block)
+    return np.concatenate(picked)
+
+
+def sample_grid(images: np.ndarray, labels: np.ndarray, class_names: Sequence[str], path,
+                per_class: int = 10) -> Path:
+    """A classes x ``per_class`` grid of training images, one class per row, named on the left."""
+    k = len(class_names)
+    grid = tile_grid(samples_by_class(images, labels, k, per_class), k, per_class)
+    fig, ax = plt.subplots(figsize=(per_class * 0.6 + 1.5, k * 0.6))
+    ax.imshow(grid, cmap="gray", vmin=0, vmax=255)
+    step = images.shape[1] + 2
+    ax.set_yticks([2 + step * r + images.shape[1] / 2 for r in range(k)])
+    ax.set_yticklabels(class_names)
+    ax.set_xticks([])
+    ax.set_title(f"{per_class} training images per class")
+    return _save(fig, path)
+
+
+def training_curves(histories: Dict[str, List[dict]], path, title: str = "") -> Path:
+    """Loss and accuracy per epoch for one or more runs: train (running, train mode) and val (whole set)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for name, rows in histories.items():
+        epochs = [r["epoch"] for r in rows]
+        for ax, key in zip(axes, ("loss", "acc")):
+            line, = ax.plot(epochs, [r[f"val_{key}"] for r in rows], marker="o", label=f"{name} val")
+            ax.plot(epochs, [r[f"train_{key}"] for r in rows], linestyle="--", color=line.get_color(),
+                    label=f"{name} train (running)")
+    for ax, key in zip(axes, ("loss", "accuracy")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def _confusion(matrix: np.ndarray, class_names: Sequence[str], title: str):
+    fig, ax = plt.subplots(figsize=(7, 6))
+    ax.imshow(matrix, cmap="Blues")
+    k = len(class_names)
+    ax.set_xticks(range(k))
+    ax.set_yticks(range(k))
+    ax.set_xticklabels(class_names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticklabels(class_names, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    threshold = matrix.max() / 2
+    for (i, j), v in np.ndenumerate(matrix):
+        ax.text(j, i, str(v), ha="center", va="center", fontsize=7, color="white" if v > threshold else "black")
+    ax.set_title(title)
+    return fig
+
+
+def confusion_figure(matrix: np.ndarray, class_names: Sequence[str], path, title: str = "confusion matrix") -> Path:
+    return _save(_confusion(matrix, class_names, title), path)
+
+
+def confusion_image(matrix: np.ndarray, class_names: Sequence[str], title: str = "confusion matrix") -> np.ndarray:
+    """The confusion figure as an RGB uint8 array (for VisualDL)."""
+    fig = _confusion(matrix, class_names, title)
+    fig.canvas.draw()
+    rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return rgb
+
+
+def prediction_grid(images: np.ndarray, labels: np.ndarray, probs: np.ndarray, class_names: Sequence[str], path,
+                    cols: int = 6, title: Optional[str] = None) -> Path:
+    """Images with predicted class and probability above the true class; wrong ones in red."""
+    n = len(images)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.9, rows * 2.2))
+    for ax, i in zip(np.ravel(axes), range(rows * cols)):
+        ax.axis("off")
+        if i >= n:
+            continue
+        ax.imshow(images[i], cmap="gray", vmin=0, vmax=255)
+        pred = int(probs[i].argmax())
+        ok = pred == int(labels[i])
+        ax.set_title(f"{class_names[pred]} {probs[i, pred]:.2f}\ntrue: {class_names[int(labels[i])]}",
+                     fontsize=8, color="black" if ok else "red")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def comparison_predictions(images: np.ndarray, labels: np.ndarray, probs: Dict[str, np.ndarray],
+                           class_names: Sequence[str], path, cols: int = 6) -> Path:
+    """Random test images, each captioned with the true class and every run's prediction (red if wrong)."""
+    n = len(images)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 2.3, rows * (1.9 + 0.35 * len(probs))))
+    for ax, i in zip(np.ravel(axes), range(rows * cols)):
+        ax.axis("off")
+        if i >= n:
+            continue
+        ax.imshow(images[i], cmap="gray", vmin=0, vmax=255)
+        true = int(labels[i])
+        lines = [f"true: {class_names[true]}"]
+        wrong = False
+        for name, p in probs.items():
+            pred = int(p[i].argmax())
+            wrong |= pred != true
+            lines.append(f"{name}: {class_names[pred]} {p[i, pred]:.2f}")
+        ax.set_title("\n".join(lines), fontsize=7, color="red" if wrong else "black")
+    return _save(fig, path)
