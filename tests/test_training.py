@@ -142,6 +142,15 @@ def test_refuses_to_clobber_an_existing_run_and_overwrite_moves_it_aside(tmp_pat
     assert len(aside) == 1 and (aside[0] / "results.json").is_file()
 
 
+def test_resume_before_the_first_checkpoint_starts_at_epoch_one(tmp_path, synthetic_csvs):
+    cfg = _config(synthetic_csvs)
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg.save(run / "config.json")
+    _, results = train_and_evaluate(cfg, run, resume=True, verbose=False)
+    assert results["epochs"] == 1
+
+
 def test_resume_errors(tmp_path, synthetic_csvs):
     cfg = _config(synthetic_csvs)
     with pytest.raises(RunDirError, match="cannot resume, no run folder"):

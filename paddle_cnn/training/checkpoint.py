@@ -20,7 +20,7 @@ import paddle
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
-from .fileio import _fsync_dir
+from .fileio import _fsync_dir, crash_point
 
 PathLike = Union[str, Path]
 MODEL_FILE = "model.safetensors"
@@ -60,6 +60,7 @@ def _write_folder(folder: Path, net, optimizer, state: Dict[str, Any]) -> None:
     folder.mkdir(parents=True)
     model = {k: v.numpy() for k, v in net.state_dict().items()}
     save_file(model, str(folder / MODEL_FILE), metadata={"format": FORMAT})
+    crash_point("checkpoint-file")
     if optimizer is not None:
         save_file(optimizer_tensors(optimizer, net), str(folder / OPTIMIZER_FILE), metadata={"format": FORMAT})
     (folder / STATE_FILE).write_text(json.dumps(state, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -70,16 +71,17 @@ def _write_folder(folder: Path, net, optimizer, state: Dict[str, Any]) -> None:
 
 
 def _replace_folder(tmp: Path, final: Path) -> None:
-    """Move ``tmp`` to ``final``; an existing ``final`` is moved aside first and removed last."""
-    old = None
+    """Move ``tmp`` to ``final``. An existing ``final`` is moved aside first and removed last, so at
+    every instant one complete copy exists (:func:`resolve` finds the moved-aside one)."""
+    old = final.with_name(f".{final.name}.old")
     if final.exists():
-        old = final.with_name(f".{final.name}.old")
         if old.exists():
             shutil.rmtree(old)
         os.replace(final, old)
+        crash_point("checkpoint-swap")
     os.replace(tmp, final)
     _fsync_dir(final.parent)
-    if old is not None:
+    if old.exists():
         shutil.rmtree(old)
 
 
@@ -133,20 +135,24 @@ def _load_tensors(path: Path) -> Dict[str, np.ndarray]:
         raise CheckpointError(f"{path}: corrupt or truncated safetensors file ({exc})") from None
 
 
-def load_weights(folder: PathLike, net: paddle.nn.Layer) -> None:
-    """Load ``model.safetensors`` into ``net``, refusing any missing, extra or mis-shaped tensor."""
-    path = resolve(folder) / MODEL_FILE
-    tensors = _load_tensors(path)
+def apply_state(tensors: Dict[str, np.ndarray], net: paddle.nn.Layer, source: str) -> None:
+    """Set ``net``'s state from arrays, refusing any missing, extra or mis-shaped tensor."""
     expected = net.state_dict()
-    missing = [k for k in expected if k not in tensors]
-    extra = [k for k in tensors if k not in expected]
     for k, v in expected.items():
         if k in tensors and tuple(tensors[k].shape) != tuple(v.shape):
-            raise CheckpointError(f"{path}: parameter {k!r} has shape {list(tensors[k].shape)} in the checkpoint "
+            raise CheckpointError(f"{source}: parameter {k!r} has shape {list(tensors[k].shape)} in the checkpoint "
                                   f"but {list(v.shape)} in the network; was it saved from another network?")
+    missing = [k for k in expected if k not in tensors]
+    extra = [k for k in tensors if k not in expected]
     if missing or extra:
-        raise CheckpointError(f"{path}: does not match the network: missing {missing[:5]}, unexpected {extra[:5]}")
+        raise CheckpointError(f"{source}: does not match the network: missing {missing[:5]}, unexpected {extra[:5]}")
     net.set_state_dict({k: paddle.to_tensor(v) for k, v in tensors.items()})
+
+
+def load_weights(folder: PathLike, net: paddle.nn.Layer) -> None:
+    """Load ``model.safetensors`` into ``net``."""
+    path = resolve(folder) / MODEL_FILE
+    apply_state(_load_tensors(path), net, str(path))
 
 
 def load_optimizer(folder: PathLike, optimizer: paddle.optimizer.Optimizer, net: paddle.nn.Layer) -> None:

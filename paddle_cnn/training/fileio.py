@@ -5,6 +5,7 @@ A reader (or a process killed half-way) sees either the old file or the new one,
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 from pathlib import Path
 from typing import Callable, Union
@@ -53,3 +54,35 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
 
 def atomic_write_text(path: PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+CRASH_ENV = "PADDLE_CNN_CRASH_AT"
+_crash_counts: dict = {}
+
+
+def crash_point(name: str) -> None:
+    """Fault injection for the crash-safety tests.
+
+    With ``PADDLE_CNN_CRASH_AT=name:N`` the process SIGKILLs itself the N-th time it reaches the
+    point ``name`` ('step', 'epoch-end', 'checkpoint-file', 'checkpoint-swap'). Unset, it does nothing.
+    """
+    spec = os.environ.get(CRASH_ENV)
+    if not spec:
+        return
+    target, _, nth = spec.partition(":")
+    if target != name:
+        return
+    _crash_counts[name] = _crash_counts.get(name, 0) + 1
+    if _crash_counts[name] == int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def atomic_savez(path: PathLike, **arrays) -> Path:
+    """``np.savez`` through :func:`atomic_write` (given a file object, numpy adds no suffix)."""
+    import numpy as np
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    return atomic_write(path, write)

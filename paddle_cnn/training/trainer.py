@@ -39,7 +39,7 @@ from . import plots
 from .config import RunConfig
 from .data import RunData, build_data
 from .evaluation import classification_metrics, confusion_matrix, softmax
-from .fileio import atomic_write_text
+from .fileio import atomic_savez, atomic_write_text, crash_point
 
 PathLike = Union[str, Path]
 VDL_FILE = "vdlrecords.run.log"  # one fixed name: VisualDL reads a single file per run folder
@@ -181,6 +181,7 @@ class RunCallback(paddle.callbacks.Callback):
         self.acc = float(logs["acc"])
         t.state["global_step"] += 1
         gs = t.state["global_step"]
+        crash_point("step")
         self.writer.add_scalar("train/loss", loss, gs)
         self.writer.add_scalar("train/acc_running", self.acc, gs)
         if t.scheduler is not None and t.config.schedule == "onecycle":
@@ -216,6 +217,7 @@ class RunCallback(paddle.callbacks.Callback):
         if t.is_main:
             st["vdl_log_bytes"] = (t.run_dir / "vdl" / VDL_FILE).stat().st_size
             t.write_metrics_csv()
+            crash_point("epoch-end")
             t.save_checkpoint(best=improved)
         self._print(f"epoch {self.epoch}/{t.config.epochs}  train loss {row['train_loss']:.4f} "
                     f"acc {row['train_acc']:.4f} (running, train mode)  val loss {val['loss']:.4f} "
@@ -264,10 +266,18 @@ class Trainer:
         self.state: Dict[str, Any] = {"epoch": 0, "global_step": 0, "best_val_acc": None, "best_epoch": None,
                                       "history": [], "vdl_log_bytes": None}
         if resume:
+            for leftover in (self.run_dir / "checkpoints").glob(".tmp-*"):  # writes a crash cut short
+                shutil.rmtree(leftover)
             latest = self.run_dir / "checkpoints" / "latest"
-            self.state = ckpt.read_state(latest)
-            ckpt.load_weights(latest, self.net)
-            ckpt.load_optimizer(latest, self.optimizer, self.net)
+            try:
+                ckpt.resolve(latest)
+            except ckpt.CheckpointError:
+                # Died before its first checkpoint: start at epoch 1; old log records go aside.
+                self.state["vdl_log_bytes"] = 0
+            else:
+                self.state = ckpt.read_state(latest)
+                ckpt.load_weights(latest, self.net)
+                ckpt.load_optimizer(latest, self.optimizer, self.net)
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             config.save(self.run_dir / "config.json")
@@ -284,7 +294,6 @@ class Trainer:
             lines = ", ".join(f"{k}: saved {a!r} vs given {b!r}" for k, (a, b) in diff.items())
             raise RunDirError(f"{self.run_dir}: the command line disagrees with the run's config.json ({lines}); "
                               "resume with the saved settings or start a new run")
-        ckpt.resolve(self.run_dir / "checkpoints" / "latest")
 
     def _claim_run_dir(self, overwrite: bool) -> None:
         if not self.run_dir.exists() or not any(self.run_dir.iterdir()):
@@ -372,8 +381,7 @@ class Trainer:
             results[split] = {"loss": ev["loss"], "acc": ev["acc"], "n": ev["n"]}
             if self.is_main:
                 pred_dir = self.run_dir / "predictions"
-                pred_dir.mkdir(exist_ok=True)
-                np.savez(pred_dir / f"{split}.npz", logits=ev["logits"], labels=self.dataset(split).labels)
+                atomic_savez(pred_dir / f"{split}.npz", logits=ev["logits"], labels=self.dataset(split).labels)
             if split == "test" and self.is_main:
                 names = self.data.class_names
                 plots.confusion_figure(ev["confusion"], names, self.run_dir / "confusion_test.png",
