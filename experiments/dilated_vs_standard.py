@@ -21,7 +21,8 @@ from paddle_cnn import nets, report
 from paddle_cnn.training import RunConfig, add_config_args, build_data, softmax, train_and_evaluate
 from paddle_cnn.training import plots
 from paddle_cnn.training.config import given_overrides
-from paddle_cnn.training.fileio import atomic_write_text
+from paddle_cnn.cli import run_command
+from paddle_cnn.fileio import atomic_write_text
 
 # The notebook's recipe: the only difference between the two runs is the net and its learning rate.
 RECIPES = {"standard_cnn": 3e-4, "dilated_cnn": 1e-4}
@@ -90,4 +91,4 @@ def main(argv: Optional[List[str]] = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_command(main, prog="dilated_vs_standard"))

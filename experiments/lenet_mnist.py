@@ -17,7 +17,8 @@ from typing import List, Optional
 from paddle_cnn.training import (
     RunConfig, add_config_args, build_data, config_from_args, evaluate_network, load_model, train_and_evaluate,
 )
-from paddle_cnn.training.fileio import atomic_write_text
+from paddle_cnn.cli import run_command
+from paddle_cnn.fileio import atomic_write_text
 
 DEFAULTS = dict(net="lenet_subclassed", dataset="mnist", epochs=5, batch_size=64, optimizer="adam", lr=1e-3,
                 normalize="unit")
@@ -60,4 +61,4 @@ def main(argv: Optional[List[str]] = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_command(main, prog="lenet_mnist"))

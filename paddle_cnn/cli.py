@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 from paddle_cnn import analysis, nets
 
@@ -51,6 +51,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64, help="batch size shown by paddle.summary")
     p.set_defaults(func=_cmd_summary)
     return parser
+
+
+def user_errors() -> tuple:
+    """Exceptions that describe a problem with the user's input, shown as one line instead of a traceback."""
+    from paddle_cnn.datasets import DataError
+    from paddle_cnn.nets import UnknownNetError
+    from paddle_cnn.training import CheckpointError, ConfigError, RunDirError
+
+    return (DataError, UnknownNetError, CheckpointError, ConfigError, RunDirError, FloatingPointError)
+
+
+def run_command(main: Callable[[Optional[List[str]]], object], argv: Optional[List[str]] = None,
+                prog: str = "paddle-cnn") -> int:
+    """Run ``main(argv)``; a user error becomes one line on stderr and exit status 2."""
+    try:
+        main(argv)
+    except user_errors() as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -11,7 +11,6 @@ import hashlib
 import io
 import math
 import os
-import tempfile
 import warnings
 import zipfile
 import zlib
@@ -22,6 +21,7 @@ from typing import Optional, Union
 import numpy as np
 import pandas as pd
 
+from ..fileio import atomic_savez, atomic_write_bytes
 from .errors import DataError, DataFileNotFoundError
 
 PathLike = Union[str, Path]
@@ -177,22 +177,13 @@ def load_csv(path: PathLike, cache_dir: Optional[PathLike] = None, use_cache: bo
 
 def _save_cache(cache_file: Path, data: CSVData) -> None:
     """Atomic write, so a crash never leaves a half-written entry under the final name."""
+    empty = np.zeros(0, np.int64)
     try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache_file.parent, suffix=".npz.tmp")
-    except OSError as exc:
-        warnings.warn(f"cannot write CSV cache under {cache_file.parent} ({exc}); the next load parses again")
-        return
-    try:
-        with os.fdopen(fd, "wb") as f:
-            empty = np.zeros(0, np.int64)
-            np.savez(f, images=data.images, has_labels=data.labels is not None,
+        atomic_savez(cache_file, images=data.images, has_labels=data.labels is not None,
                      labels=data.labels if data.labels is not None else empty,
                      ids=data.ids if data.ids is not None else empty)
-        os.replace(tmp, cache_file)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    except OSError as exc:
+        warnings.warn(f"cannot write CSV cache {cache_file} ({exc}); the next load parses again")
 
 
 def write_csv(path: PathLike, images: np.ndarray, labels: Optional[np.ndarray] = None,
@@ -210,8 +201,5 @@ def write_csv(path: PathLike, images: np.ndarray, labels: Optional[np.ndarray] =
         rows.append(b"%d," % lead + b",".join([lut[v] for v in row]))
     payload = b"\n".join(rows) + b"\n"
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(gzip.compress(payload, compresslevel=6, mtime=0) if path.name.endswith(".gz") else payload)
-    os.replace(tmp, path)
-    return path
+    return atomic_write_bytes(path, gzip.compress(payload, compresslevel=6, mtime=0)
+                              if path.name.endswith(".gz") else payload)

@@ -20,7 +20,7 @@ import paddle
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
-from .fileio import _fsync_dir, crash_point
+from ..fileio import _fsync_dir, crash_point
 
 PathLike = Union[str, Path]
 MODEL_FILE = "model.safetensors"

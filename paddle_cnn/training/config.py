@@ -14,6 +14,10 @@ DATASETS = ("fashion-mnist", "mnist")
 AUGMENTS = ("none", "flip-crop")
 
 
+class ConfigError(ValueError):
+    """A configuration value that is not allowed; the message names the key and what is expected."""
+
+
 @dataclass
 class RunConfig:
     """Everything that decides a run's numbers. Saved as config.json in the run folder."""
@@ -24,6 +28,7 @@ class RunConfig:
     train_csv: Optional[str] = None  # a labelled CSV to use instead of the IDX training files
     test_csv: Optional[str] = None  # a labelled CSV to use instead of the IDX test files
     verify_md5: bool = True  # check IDX files against the official md5s
+    download: bool = True  # fetch missing IDX files (md5-checked) when the network allows
     val_size: int = 1000  # the notebook's 59k/1k split of the 60k training images
     split: str = "tail"  # tail (the notebook's: last rows validate), random or stratified
     normalize: str = "unit"  # unit ([0, 1], the notebook's /255), fashion-mnist or mnist (z-scores)
@@ -51,14 +56,14 @@ class RunConfig:
                    "device": ("auto", "cpu", "gpu"), "split": ("tail", "random", "stratified")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
-                raise ValueError(f"config {name}={getattr(self, name)!r}; expected one of {', '.join(allowed)}")
+                raise ConfigError(f"config {name}={getattr(self, name)!r}; expected one of {', '.join(allowed)}")
         for name in ("epochs", "batch_size", "val_size"):
             if getattr(self, name) < 1:
-                raise ValueError(f"config {name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"config {name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
-            raise ValueError(f"config lr must be > 0, got {self.lr}")
+            raise ConfigError(f"config lr must be > 0, got {self.lr}")
         if self.input_size is not None and (len(self.input_size) != 2 or min(self.input_size) < 1):
-            raise ValueError(f"config input_size must be two positive integers H W, got {self.input_size}")
+            raise ConfigError(f"config input_size must be two positive integers H W, got {self.input_size}")
         return self
 
     def to_dict(self) -> Dict[str, Any]:
@@ -69,11 +74,11 @@ class RunConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"{source}: unknown config keys {unknown}; known keys are {sorted(known)}")
+            raise ConfigError(f"{source}: unknown config keys {unknown}; known keys are {sorted(known)}")
         return cls(**data).validate()
 
     def save(self, path: Union[str, Path]) -> None:
-        from .fileio import atomic_write_text
+        from ..fileio import atomic_write_text
 
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
@@ -84,7 +89,7 @@ class RunConfig:
         except FileNotFoundError:
             raise FileNotFoundError(f"{path}: no config.json here; is this a run folder?") from None
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc})") from None
+            raise ConfigError(f"{path}: not valid JSON ({exc})") from None
         return cls.from_dict(data, str(path))
 
     def differences(self, other: "RunConfig", ignore: Sequence[str] = ()) -> Dict[str, tuple]:

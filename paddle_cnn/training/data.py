@@ -76,11 +76,13 @@ def build_data(config: RunConfig) -> RunData:
     if config.train_csv:
         full = D.FashionMNISTCSV(config.train_csv, **kw)
     else:
-        full = D.IDXDataset.for_name(config.dataset, "train", config.data_dir, verify_md5=config.verify_md5, **kw)
+        full = D.IDXDataset.for_name(config.dataset, "train", config.data_dir, verify_md5=config.verify_md5,
+                                   download=config.download, **kw)
     if config.test_csv:
         test = D.FashionMNISTCSV(config.test_csv, **kw)
     else:
-        test = D.IDXDataset.for_name(config.dataset, "test", config.data_dir, verify_md5=config.verify_md5, **kw)
+        test = D.IDXDataset.for_name(config.dataset, "test", config.data_dir, verify_md5=config.verify_md5,
+                                   download=config.download, **kw)
     for name, ds in (("training", full), ("test", test)):
         if not ds.has_labels:
             raise D.DataError(ds.source, f"the {name} data has no labels (ID layout); training and evaluation "

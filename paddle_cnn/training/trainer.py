@@ -36,15 +36,15 @@ from paddle.static import InputSpec
 from .. import analysis, nets
 from . import checkpoint as ckpt
 from . import plots
-from .config import RunConfig
+from .config import ConfigError, RunConfig
 from .data import RunData, build_data
 from .evaluation import classification_metrics, confusion_matrix, softmax
-from .fileio import atomic_savez, atomic_write_text, crash_point
+from ..fileio import atomic_savez, atomic_write_text, crash_point
 
 PathLike = Union[str, Path]
 VDL_FILE = "vdlrecords.run.log"  # one fixed name: VisualDL reads a single file per run folder
 # Settings that may change when a run is resumed; anything else must match the saved config.
-RESUMABLE_CHANGES = ("epochs", "log_every", "device", "keep_epochs", "data_dir", "train_csv", "test_csv")
+RESUMABLE_CHANGES = ("epochs", "log_every", "device", "keep_epochs", "data_dir", "train_csv", "test_csv", "download")
 METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s"]
 
 
@@ -73,7 +73,7 @@ def select_device(device: str) -> str:
     if device == "auto":
         device = "gpu" if has_gpu else "cpu"
     if device == "gpu" and not has_gpu:
-        raise ValueError("device 'gpu' requested, but this Paddle build has no CUDA or sees no GPU; "
+        raise ConfigError("device 'gpu' requested, but this Paddle build has no CUDA or sees no GPU; "
                          "install paddle-cnn[gpu] on a CUDA machine, or use --device cpu")
     paddle.set_device(device)
     return device
@@ -260,7 +260,7 @@ class Trainer:
         amp = None
         if config.amp:
             if self.device != "gpu":
-                raise ValueError("amp=True needs a GPU (mixed precision is not used on CPU); drop --amp")
+                raise ConfigError("amp=True needs a GPU (mixed precision is not used on CPU); drop --amp")
             amp = "O1"
         self.model.prepare(self.optimizer, nn.CrossEntropyLoss(), paddle.metric.Accuracy(), amp_configs=amp)
         self.state: Dict[str, Any] = {"epoch": 0, "global_step": 0, "best_val_acc": None, "best_epoch": None,
