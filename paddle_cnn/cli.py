@@ -1,8 +1,11 @@
-"""The `paddle-cnn` command (also `python -m paddle_cnn`): inspect the registered networks."""
+"""The `paddle-cnn` command (also `python -m paddle_cnn`): inspect networks, train, evaluate,
+predict on your own image files, and export for Paddle Inference."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+from pathlib import Path
 from typing import Callable, List, Optional
 
 from paddle_cnn import analysis, nets
@@ -34,7 +37,84 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from paddle_cnn.training import RunConfig, train_and_evaluate
+    from paddle_cnn.training.config import given_overrides
+
+    overrides = given_overrides(args)
+    if args.resume:
+        run_dir = args.resume
+        config = dataclasses.replace(RunConfig.load(run_dir / "config.json"), **overrides).validate()
+    else:
+        run_dir = args.out or Path("runs") / overrides.get("net", RunConfig.net)
+        config = RunConfig(**overrides).validate()
+    nets.get_info(config.net)  # an unknown name fails here, listing the valid ones
+    _, results = train_and_evaluate(config, run_dir, resume=args.resume is not None, overwrite=args.overwrite)
+    print(f"{config.net}: val acc {results['val']['acc']:.4f}, test acc {results['test']['acc']:.4f} "
+          f"(loss {results['test']['loss']:.4f}); run folder {run_dir}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from paddle_cnn.training import RunConfig, build_data, evaluate_network, load_model
+
+    config = RunConfig.load(args.run_dir / "config.json")
+    if args.data_dir:
+        config = dataclasses.replace(config, data_dir=args.data_dir)
+    net, _, state = load_model(args.run_dir, args.which)
+    data = build_data(config)
+    for split in args.split:
+        m = evaluate_network(net, getattr(data, split))
+        print(f"{split}: loss {m['loss']:.4f}  acc {m['acc']:.4f}  (n={m['n']}, {config.net}, "
+              f"checkpoint {args.which} = epoch {state['epoch']})")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from paddle_cnn import images as I
+    from paddle_cnn.inference import open_predictor
+
+    predictor = open_predictor(args.model, args.which)
+    meta = predictor.meta
+    names = meta["classes"][args.lang]
+    prepared, shown, failures = [], [], 0
+    for path in args.images:
+        try:
+            prepared.append(I.load_for_model(path, meta["dataset"], args.invert))
+            shown.append(path)
+        except I.ImageError as exc:
+            print(f"paddle-cnn: error: {exc}", file=sys.stderr)
+            failures += 1
+    if prepared:
+        probs = predictor.probabilities(np.stack([p.image for p in prepared]))
+        k = min(args.top_k, probs.shape[1])
+        for path, p, prep in zip(shown, probs, prepared):
+            top = np.argsort(-p)[:k]
+            ranked = "  ".join(f"{names[i]} {p[i]:.3f}" for i in top)
+            print(f"{path}: {ranked}{'  (inverted)' if prep.inverted else ''}")
+        if args.save_grid:
+            from paddle_cnn.training import plots
+
+            grid_names = names if args.lang == "en" or plots.has_cjk_font() else meta["classes"]["en"]
+            plots.input_grid(np.stack([p.image for p in prepared]), probs, grid_names,
+                             [Path(s).name for s in shown], args.save_grid)
+            print(f"saved {args.save_grid}")
+    return 1 if failures else 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from paddle_cnn.inference import export_run
+
+    out = export_run(args.run_dir, args.which, args.out, overwrite=args.overwrite)
+    print(f"exported {args.run_dir} (checkpoint {args.which}) to {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from paddle_cnn.training import add_config_args
+
     parser = argparse.ArgumentParser(prog="paddle-cnn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -50,6 +130,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-classes", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=64, help="batch size shown by paddle.summary")
     p.set_defaults(func=_cmd_summary)
+
+    p = sub.add_parser("train", help="train a registered net on Fashion-MNIST or MNIST into a run folder")
+    p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/NET)")
+    p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR", help="continue this run folder")
+    p.add_argument("--overwrite", action="store_true", help="start again in a folder that holds a run")
+    add_config_args(p)
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("evaluate", help="whole-set loss and accuracy of a run's checkpoint")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--which", default="best", help="best, latest or epoch_N (default: best)")
+    p.add_argument("--split", nargs="+", default=["val", "test"], choices=["train", "val", "test"])
+    p.add_argument("--data-dir", default=None, help="where the data is now, if it moved since training")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("predict", help="top-k classes for your own image files (PNG, JPEG, ...)")
+    p.add_argument("model", type=Path, help="a run folder or an export folder")
+    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("--which", default="best", help="checkpoint of a run folder (default: best)")
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--lang", choices=["en", "zh"], default="en", help="class names: English or the tutorial's Chinese")
+    p.add_argument("--invert", choices=["auto", "yes", "no"], default="auto",
+                   help="make the object light on dark like the training data (auto: when the border is light)")
+    p.add_argument("--save-grid", type=Path, default=None, metavar="PNG",
+                   help="save the inputs as the model saw them, with predictions")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("export", help="write an inference model (paddle.jit.save) and its metadata")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--which", default="best", help="checkpoint to export (default: best)")
+    p.add_argument("--out", type=Path, default=None, help="export folder (default: RUN_DIR/export)")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=_cmd_export)
     return parser
 
 
@@ -59,25 +172,24 @@ def user_errors() -> tuple:
     from paddle_cnn.nets import UnknownNetError
     from paddle_cnn.training import CheckpointError, ConfigError, RunDirError
 
-    return (DataError, UnknownNetError, CheckpointError, ConfigError, RunDirError, FloatingPointError)
+    return (DataError, UnknownNetError, CheckpointError, ConfigError, RunDirError, FloatingPointError,
+            FileNotFoundError, FileExistsError, ValueError)
 
 
 def run_command(main: Callable[[Optional[List[str]]], object], argv: Optional[List[str]] = None,
                 prog: str = "paddle-cnn") -> int:
     """Run ``main(argv)``; a user error becomes one line on stderr and exit status 2."""
     try:
-        main(argv)
+        result = main(argv)
     except user_errors() as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        message = str(exc).strip().splitlines()
+        print(f"{prog}: error: {message[0] if message else type(exc).__name__}", file=sys.stderr)
+        for extra in message[1:]:  # e.g. the list of missing data files and where to put them
+            print(f"  {extra.strip()}", file=sys.stderr)
         return 2
-    return 0
+    return result if isinstance(result, int) else 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except (KeyError, ValueError) as exc:
-        # Bad names and shapes are user errors: one line, no traceback.
-        print(f"paddle-cnn: error: {exc}", file=sys.stderr)
-        return 2
+    return run_command(lambda _: args.func(args), prog="paddle-cnn")

@@ -2,7 +2,7 @@
 the notebook's 59k/1k train/validation split, and a fast whole-batch loader."""
 from .arrays import (
     CLASS_NAMES, FASHION_MNIST_MEAN, FASHION_MNIST_STD, MNIST_MEAN, MNIST_STD, ArrayDataset, BatchLoader,
-    FashionMNISTCSV, FashionMNISTIDX, IDXDataset, MNISTIDX, class_names, split_indices, train_val_split,
+    FashionMNISTCSV, FashionMNISTIDX, IDXDataset, MNISTIDX, class_names, mean_std, split_indices, train_val_split,
 )
 from .csv_format import CSVData, load_csv, parse_csv, write_csv
 from .errors import DataError, DataFileNotFoundError
@@ -10,7 +10,7 @@ from .idx import SPECS, data_root, ensure_files, load_idx, read_idx, write_idx
 
 __all__ = [
     "CLASS_NAMES", "FASHION_MNIST_MEAN", "FASHION_MNIST_STD", "MNIST_MEAN", "MNIST_STD", "ArrayDataset",
-    "BatchLoader", "FashionMNISTCSV", "FashionMNISTIDX", "IDXDataset", "MNISTIDX", "class_names",
+    "BatchLoader", "FashionMNISTCSV", "FashionMNISTIDX", "IDXDataset", "MNISTIDX", "class_names", "mean_std",
     "split_indices", "train_val_split", "CSVData", "load_csv", "parse_csv", "write_csv", "DataError",
     "DataFileNotFoundError", "SPECS", "data_root", "ensure_files", "load_idx", "read_idx", "write_idx",
 ]

@@ -40,7 +40,7 @@ def class_names(dataset: str = "fashion-mnist", lang: str = "en") -> List[str]:
     return list(CLASS_NAMES[dataset][lang])
 
 
-def _mean_std(normalize: Normalize) -> Tuple[float, float]:
+def mean_std(normalize: Normalize) -> Tuple[float, float]:
     """(shift, scale) applied after dividing by 255: 'unit' -> [0, 1]; 'fashion-mnist'/'mnist' -> z-scores."""
     if normalize is None or normalize == "unit":
         return 0.0, 1.0
@@ -77,7 +77,7 @@ class ArrayDataset(paddle.io.Dataset):
         self.transform = transform
         self.normalize = normalize
         self.source = source
-        self._shift, self._scale = _mean_std(normalize)
+        self._shift, self._scale = mean_std(normalize)
 
     @property
     def has_labels(self) -> bool:

@@ -144,3 +144,27 @@ def comparison_predictions(images: np.ndarray, labels: np.ndarray, probs: Dict[s
             lines.append(f"{name}: {class_names[pred]} {p[i, pred]:.2f}")
         ax.set_title("\n".join(lines), fontsize=7, color="red" if wrong else "black")
     return _save(fig, path)
+
+
+def has_cjk_font() -> bool:
+    """Whether matplotlib can draw Chinese class names (otherwise they would render as boxes)."""
+    from matplotlib import font_manager
+
+    return any(any(k in f.name for k in ("CJK", "WenQuanYi", "SimHei", "Heiti", "Noto Sans SC"))
+               for f in font_manager.fontManager.ttflist)
+
+
+def input_grid(images: np.ndarray, probs: np.ndarray, class_names: Sequence[str], titles: Sequence[str],
+               path, cols: int = 6) -> Path:
+    """The inputs exactly as the model saw them (28x28, after inversion and fitting), with the top class."""
+    n = len(images)
+    cols = min(cols, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 2.0, rows * 2.3), squeeze=False)
+    for ax, i in zip(axes.ravel(), range(rows * cols)):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(images[i], cmap="gray", vmin=0, vmax=255)
+            top = int(probs[i].argmax())
+            ax.set_title(f"{titles[i][:18]}\n{class_names[top]} {probs[i, top]:.2f}", fontsize=8)
+    return _save(fig, path)

@@ -1,0 +1,109 @@
+"""Turn ordinary photos and scans into the inputs the networks were trained on.
+
+Fashion-MNIST images are grey, 28x28, a light object on a dark background, scaled so the object's
+longer side fills the frame; MNIST digits are fitted into a 20x20 box centred by mass in 28x28.
+Photos usually show a dark object on a light background, so the polarity is flipped when the
+image's border is brighter than mid-grey.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Tuple, Union
+
+import cv2
+import numpy as np
+
+PathLike = Union[str, Path]
+
+# How each dataset frames its objects: (side of the box the object is fitted into, canvas side).
+FRAMING = {"fashion-mnist": (28, 28), "mnist": (20, 28)}
+
+
+class ImageError(ValueError):
+    """A file that cannot be used as an input image; the message names the file."""
+
+
+@dataclass
+class Prepared:
+    image: np.ndarray  # uint8 (H, W), what the model sees before scaling
+    inverted: bool
+
+
+def read_image(path: PathLike) -> np.ndarray:
+    """Any image OpenCV can decode (PNG, JPEG, BMP, ...), as uint8 grey or BGR(A); clear errors otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path}: file not found")
+    raw = np.fromfile(str(path), dtype=np.uint8)  # np.fromfile + imdecode also handles non-ASCII paths
+    if raw.size == 0:
+        raise ImageError(f"{path}: file is empty")
+    image = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED)
+    if image is None or image.size == 0:
+        raise ImageError(f"{path}: not a readable image (expected PNG, JPEG or another format OpenCV decodes)")
+    if image.dtype == np.uint16:
+        image = (image / 257).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise ImageError(f"{path}: unsupported pixel type {image.dtype}")
+    return image
+
+
+def to_grey(image: np.ndarray) -> np.ndarray:
+    """uint8 grey from grey, BGR or BGRA (transparent pixels become white, like a page)."""
+    if image.ndim == 2:
+        return image
+    if image.shape[2] == 4:
+        alpha = image[:, :, 3:4].astype(np.float32) / 255.0
+        bgr = image[:, :, :3].astype(np.float32) * alpha + 255.0 * (1 - alpha)
+        image = bgr.astype(np.uint8)
+    elif image.shape[2] == 1:
+        return image[:, :, 0]
+    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+
+
+def _border(grey: np.ndarray) -> np.ndarray:
+    w = max(1, min(grey.shape) // 20)
+    return np.concatenate([grey[:w].ravel(), grey[-w:].ravel(), grey[:, :w].ravel(), grey[:, -w:].ravel()])
+
+
+def prepare(image: np.ndarray, dataset: str = "fashion-mnist", invert: str = "auto") -> Prepared:
+    """Grey, polarity (``invert``: 'auto', 'yes' or 'no'), crop to the object, aspect-preserving fit, centring."""
+    if dataset not in FRAMING:
+        raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(sorted(FRAMING))}")
+    grey = to_grey(image)
+    inverted = invert == "yes" or (invert == "auto" and float(np.median(_border(grey))) > 127)
+    if inverted:
+        grey = 255 - grey
+    # Subtract the background level so it becomes 0, then crop to where the object is.
+    grey = np.clip(grey.astype(np.int16) - int(np.median(_border(grey))), 0, 255).astype(np.uint8)
+    mask = grey > max(16, int(grey.max()) // 5)
+    if mask.any():
+        ys, xs = np.nonzero(mask)
+        grey = grey[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    box, canvas = FRAMING[dataset]
+    h, w = grey.shape
+    scale = box / max(h, w)
+    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    small = cv2.resize(grey, (new_w, new_h), interpolation=interp)
+    out = np.zeros((canvas, canvas), np.uint8)
+    top, left = (canvas - new_h) // 2, (canvas - new_w) // 2
+    if dataset == "mnist":  # centre by mass, as MNIST was made
+        m = cv2.moments(small)
+        if m["m00"] > 0:
+            top = int(round(canvas / 2 - m["m01"] / m["m00"]))
+            left = int(round(canvas / 2 - m["m10"] / m["m00"]))
+            top = min(max(top, 0), canvas - new_h)
+            left = min(max(left, 0), canvas - new_w)
+    out[top:top + new_h, left:left + new_w] = small
+    return Prepared(out, inverted)
+
+
+def load_for_model(path: PathLike, dataset: str = "fashion-mnist", invert: str = "auto") -> Prepared:
+    return prepare(read_image(path), dataset, invert)
+
+
+def scale(images: np.ndarray, mean: float, std: float) -> np.ndarray:
+    """uint8 (N, H, W) -> float32 (N, 1, H, W), the training normalisation: (x / 255 - mean) / std."""
+    return ((images.astype(np.float32) / 255.0 - mean) / std)[:, None]
+

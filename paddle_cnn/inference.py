@@ -1,0 +1,121 @@
+"""Use a trained model: predict from a run folder (dygraph) or from an export (Paddle Inference only).
+
+``export_run`` writes ``model.json``/``model.pdiparams`` with ``paddle.jit.save`` (dynamic batch)
+and ``paddle_cnn_export.json`` (net, classes, normalisation, input shape). The exported files are
+Paddle's inference format; reading them does not unpickle anything.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Dict, Optional, Union
+
+import numpy as np
+import paddle
+
+from . import datasets as D
+from .fileio import atomic_write_text
+from .training.evaluation import softmax
+
+PathLike = Union[str, Path]
+EXPORT_META = "paddle_cnn_export.json"
+EXPORT_FORMAT = "paddle_cnn.export.v1"
+
+
+def _meta_from_run(config, state, which: str, run_dir: Path) -> Dict[str, Any]:
+    mean, std = D.mean_std(config.normalize)
+    return {
+        "format": EXPORT_FORMAT,
+        "net": config.net,
+        "dataset": config.dataset,
+        "classes": {lang: D.class_names(config.dataset, lang) for lang in ("en", "zh")},
+        "normalize": config.normalize,
+        "mean": mean,
+        "std": std,
+        "input_shape": state.get("input_shape") or [1, 28, 28],
+        "source": {"run_dir": str(run_dir), "checkpoint": which, "epoch": state.get("epoch")},
+    }
+
+
+def export_run(run_dir: PathLike, which: str = "best", out: Optional[PathLike] = None,
+               overwrite: bool = False) -> Path:
+    """Export ``checkpoints/{which}`` of a run for Paddle Inference; returns the export folder."""
+    from paddle.static import InputSpec
+
+    from .training import load_model
+
+    run_dir = Path(run_dir)
+    out = Path(out) if out is not None else run_dir / "export"
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out} already holds files; pass --overwrite to replace the export")
+    net, config, state = load_model(run_dir, which)
+    meta = _meta_from_run(config, state, which, run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paddle.jit.save(net, str(out / "model"), input_spec=[InputSpec([None, *meta["input_shape"]], "float32", "image")])
+    atomic_write_text(out / EXPORT_META, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    return out
+
+
+class DygraphPredictor:
+    """Predictions of a run's checkpoint through the training code's network."""
+
+    def __init__(self, run_dir: PathLike, which: str = "best"):
+        from .training import load_model
+
+        self.net, config, state = load_model(run_dir, which)
+        self.meta = _meta_from_run(config, state, which, Path(run_dir))
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """uint8 (N, H, W) -> class probabilities (N, classes)."""
+        from .images import scale
+
+        with paddle.no_grad():
+            logits = self.net(paddle.to_tensor(scale(images, self.meta["mean"], self.meta["std"]))).numpy()
+        return softmax(logits)
+
+
+class InferencePredictor:
+    """Predictions of an exported model through Paddle Inference (oneDNN on CPU), without paddle_cnn.nets."""
+
+    def __init__(self, export_dir: PathLike, threads: Optional[int] = None):
+        from paddle import inference
+
+        export_dir = Path(export_dir)
+        meta_path = export_dir / EXPORT_META
+        try:
+            self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{meta_path}: unreadable export metadata ({exc})") from None
+        if self.meta.get("format") != EXPORT_FORMAT:
+            raise ValueError(f"{meta_path}: not a {EXPORT_FORMAT} export")
+        model_file = next((export_dir / n for n in ("model.json", "model.pdmodel") if (export_dir / n).is_file()), None)
+        if model_file is None or not (export_dir / "model.pdiparams").is_file():
+            raise ValueError(f"{export_dir}: model.json (or model.pdmodel) and model.pdiparams are missing")
+        config = inference.Config(str(model_file), str(export_dir / "model.pdiparams"))
+        config.disable_gpu()
+        config.enable_mkldnn()
+        config.set_cpu_math_library_num_threads(threads or os.cpu_count() or 1)
+        config.disable_glog_info()
+        self._predictor = inference.create_predictor(config)
+        self._input = self._predictor.get_input_handle(self._predictor.get_input_names()[0])
+        self._output = self._predictor.get_output_handle(self._predictor.get_output_names()[0])
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        from .images import scale
+
+        x = scale(images, self.meta["mean"], self.meta["std"])
+        self._input.reshape(list(x.shape))
+        self._input.copy_from_cpu(np.ascontiguousarray(x))
+        self._predictor.run()
+        return softmax(self._output.copy_to_cpu())
+
+
+def open_predictor(path: PathLike, which: str = "best"):
+    """An :class:`InferencePredictor` for an export folder, a :class:`DygraphPredictor` for a run folder."""
+    path = Path(path)
+    if (path / EXPORT_META).is_file():
+        return InferencePredictor(path)
+    if (path / "config.json").is_file():
+        return DygraphPredictor(path, which)
+    raise FileNotFoundError(f"{path}: neither a run folder (config.json) nor an export ({EXPORT_META})")
