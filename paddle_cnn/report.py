@@ -13,6 +13,7 @@ from typing import Iterable, List, Optional
 
 COLUMNS = [
     ("net", "net", "{}"),
+    ("data", "dataset", "{}"),
     ("params", "params", "{:,}"),
     ("receptive field", "receptive_field", "{}"),
     ("epochs", "epochs", "{}"),

@@ -38,7 +38,8 @@ def test_dilated_vs_standard_one_epoch_then_resume(tmp_path, synthetic_csvs, cap
         assert json.loads((out / net / "config.json").read_text())["lr"] == {"standard_cnn": 3e-4,
                                                                               "dilated_cnn": 1e-4}[net]
     table = (out / "comparison.md").read_text()
-    assert "| standard_cnn | 334,154 | 10x10 | 1 |" in table
+    assert "| standard_cnn | fashion-mnist | 334,154 | 10x10 | 1 |" in table
+    assert by_net["standard_cnn"]["commands"][0].startswith("python -m ")
 
     # Continue the same experiment to 2 epochs: each net resumes from its latest checkpoint.
     dilated_vs_standard.main(["--resume", str(out), "--epochs", "2", "--log-every", "1000"])

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import random
+import shlex
 import shutil
 import sys
 import time
@@ -278,6 +279,8 @@ class Trainer:
                 self.state = ckpt.read_state(latest)
                 ckpt.load_weights(latest, self.net)
                 ckpt.load_optimizer(latest, self.optimizer, self.net)
+        # Every command that trained this run (the first, then each resume), for results.json.
+        self.state.setdefault("commands", []).append(invocation())
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             config.save(self.run_dir / "config.json")
@@ -365,7 +368,8 @@ class Trainer:
     def finish(self) -> Dict[str, Any]:
         """Evaluate the final model on val and test, save predictions, plots and results.json."""
         cfg = self.config
-        results: Dict[str, Any] = {"net": cfg.net, "run_dir": str(self.run_dir), "epochs": self.state["epoch"],
+        results: Dict[str, Any] = {"net": cfg.net, "dataset": cfg.dataset, "run_dir": str(self.run_dir),
+                                   "commands": self.state.get("commands", []), "epochs": self.state["epoch"],
                                    "params": int(sum(int(np.prod(p.shape)) for p in self.net.parameters())),
                                    "best_epoch": self.state["best_epoch"], "best_val_acc": self.state["best_val_acc"]}
         try:
@@ -395,6 +399,14 @@ class Trainer:
                 plots.training_curves({cfg.net: history}, self.run_dir / "curves.png", title=cfg.net)
             atomic_write_text(self.run_dir / "results.json", json.dumps(results, indent=2) + "\n")
         return results
+
+
+def invocation() -> str:
+    """The command line that is running, as a user would type it (recorded in results.json)."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    head = ["python", "-m", spec.name.removesuffix(".__main__")] if spec and spec.name else ["python", sys.argv[0]]
+    return shlex.join(head + sys.argv[1:])
 
 
 def predict_logits(model: paddle.Model, dataset, batch_size: int = 256) -> np.ndarray:
