@@ -1,8 +1,16 @@
-"""Per-layer analysis of any network: output size, receptive field and parameter count.
+"""Per-layer analysis of any network: output size, receptive field, parameters and FLOPs.
 
 Receptive fields are computed analytically while a sample runs through the net: each
 convolution or pooling of kernel k, dilation r and stride s maps (rf, jump) to
 (rf + (k_eff - 1) * jump, jump * s) with k_eff = k + (k - 1)(r - 1).
+
+FLOPs are counted per forward pass of one sample, by hooks, because ``paddle.flops`` (Paddle
+3.3) raises with NumPy >= 2.4 (it calls ``int()`` on a 1-element array). Conventions:
+convolution and linear layers cost 2 FLOPs per multiply-accumulate (MAC) plus one per bias add;
+pooling one per window element; batch norm two per element (scale and shift, as at inference);
+activations one per element. Element-wise work outside layers (a residual add, a concat) is not
+counted; it is a small fraction of any net here. ``paddle.flops`` reports MACs (+ biases) under
+the name "FLOPs"; papers mostly quote MACs too, so both are reported.
 """
 from __future__ import annotations
 
@@ -13,7 +21,8 @@ import numpy as np
 import paddle
 from paddle import nn
 
-__all__ = ["LayerRecord", "layer_table", "receptive_field", "format_table", "effective_kernel"]
+__all__ = ["LayerRecord", "layer_table", "receptive_field", "format_table", "effective_kernel", "count_flops",
+           "FlopCount"]
 
 _CONV = (nn.Conv1D, nn.Conv2D, nn.Conv3D)
 _POOL = (nn.MaxPool1D, nn.MaxPool2D, nn.MaxPool3D, nn.AvgPool1D, nn.AvgPool2D, nn.AvgPool3D)
@@ -35,6 +44,41 @@ class LayerRecord:
     # Per spatial dimension; None once the output is no longer a spatial map (after Flatten).
     receptive_field: Optional[Tuple[int, ...]]
     jump: Optional[Tuple[int, ...]]
+    macs: int = 0
+    flops: int = 0
+
+
+@dataclass(frozen=True)
+class FlopCount:
+    """Cost of one forward pass of one sample."""
+
+    macs: int
+    flops: int
+
+
+_BN = (nn.BatchNorm1D, nn.BatchNorm2D, nn.BatchNorm3D, nn.BatchNorm)
+_FREE = (nn.Flatten, nn.Dropout, nn.Dropout2D, nn.Dropout3D, nn.Identity)
+
+
+def _layer_cost(layer: nn.Layer, x: paddle.Tensor, y: paddle.Tensor) -> Tuple[int, int]:
+    """(MACs, FLOPs) of one call of ``layer`` on one sample (``x``, ``y`` have a batch dimension of 1)."""
+    out = int(np.prod(y.shape[1:]))
+    if isinstance(layer, _CONV):
+        macs = out * int(np.prod(layer.weight.shape[1:]))  # weight is (Cout, Cin / groups, *kernel)
+        return macs, 2 * macs + (out if layer.bias is not None else 0)
+    if isinstance(layer, nn.Linear):
+        macs = out * int(layer.weight.shape[0])  # Paddle's Linear weight is (in, out)
+        return macs, 2 * macs + (out if layer.bias is not None else 0)
+    if isinstance(layer, _POOL) or isinstance(layer, _ADAPTIVE):
+        ks = _kernel_stride(layer, x.shape[2:], y.shape[2:])
+        return 0, out * int(np.prod(ks[0]))
+    if isinstance(layer, _BN):
+        return 0, 2 * out
+    if isinstance(layer, _FREE):
+        return 0, 0
+    if not layer.parameters(include_sublayers=False) and tuple(x.shape) == tuple(y.shape):
+        return 0, out  # activations
+    return 0, 0
 
 
 def effective_kernel(kernel: int, dilation: int) -> int:
@@ -111,6 +155,7 @@ def layer_table(net: nn.Layer, input_shape: Sequence[int]) -> List[LayerRecord]:
         if out_f is not None:
             fields[id(y)] = out_f
         seen.extend([x, y])
+        cost = _layer_cost(layer, x, y)
         records.append(LayerRecord(
             name=paths[id(layer)],
             type=type(layer).__name__,
@@ -119,6 +164,8 @@ def layer_table(net: nn.Layer, input_shape: Sequence[int]) -> List[LayerRecord]:
             params=int(sum(int(np.prod(p.shape)) for p in layer.parameters(include_sublayers=False))),
             receptive_field=None if out_f is None else out_f[0],
             jump=None if out_f is None else out_f[1],
+            macs=cost[0],
+            flops=cost[1],
         ))
 
     paths = {id(layer): path for path, layer in net.named_sublayers() if not layer.sublayers()}
@@ -148,19 +195,36 @@ def receptive_field(net: nn.Layer, input_shape: Sequence[int]) -> Tuple[int, ...
     return fields[-1]
 
 
+def count_flops(net: nn.Layer, input_shape: Sequence[int]) -> FlopCount:
+    """MACs and FLOPs of one forward pass of one sample of ``input_shape`` (C, ...) in eval mode."""
+    records = layer_table(net, input_shape)
+    return FlopCount(sum(r.macs for r in records), sum(r.flops for r in records))
+
+
+def human(n: float) -> str:
+    """1234567 -> '1.23M'."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g}{unit}"
+    return f"{n:g}"
+
+
 def _fmt_dims(dims: Optional[Sequence[int]]) -> str:
     return "-" if dims is None else "x".join(str(d) for d in dims)
 
 
 def format_table(records: Sequence[LayerRecord]) -> str:
     """A fixed-width text table of :func:`layer_table` records, with a total line."""
-    rows = [("layer", "type", "output (C, ...)", "receptive field", "params")]
+    rows = [("layer", "type", "output (C, ...)", "receptive field", "params", "FLOPs")]
     for r in records:
-        rows.append((r.name, r.type, str(list(r.output_shape)), _fmt_dims(r.receptive_field), f"{r.params:,}"))
+        rows.append((r.name, r.type, str(list(r.output_shape)), _fmt_dims(r.receptive_field), f"{r.params:,}",
+                     f"{r.flops:,}"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) if i < 4 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
              for row in rows]
     lines.insert(1, "-" * len(lines[0]))
     lines.append("-" * len(lines[0]))
+    macs, flops = sum(r.macs for r in records), sum(r.flops for r in records)
     lines.append(f"total params: {sum(r.params for r in records):,}")
+    lines.append(f"forward cost per sample: {flops:,} FLOPs ({human(flops)}), {macs:,} MACs ({human(macs)})")
     return "\n".join(lines)

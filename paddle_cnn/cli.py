@@ -16,12 +16,32 @@ def _cmd_list(args: argparse.Namespace) -> int:
     if not names:
         print(f"no registered network matches {args.pattern!r}", file=sys.stderr)
         return 1
+    if args.markdown:
+        print(network_table(names))
+        return 0
     width = max(len(n) for n in names)
     for name in names:
         info = nets.get_info(name)
         size = "x".join(str(v) for v in info.input_size)
         print(f"{name.ljust(width)}  {size:>9}  {info.description}")
     return 0
+
+
+def network_table(names: List[str]) -> str:
+    """A markdown table of networks at their declared input size: params, FLOPs, receptive field."""
+    lines = ["| name | input | params | MFLOPs/img | receptive field | what |", "|---|---:|---:|---:|---:|---|"]
+    for name in names:
+        info = nets.get_info(name)
+        net = nets.create(name, in_channels=info.input_size[0])
+        params = sum(int(p.size) for p in net.parameters())
+        cost = analysis.count_flops(net, info.input_size)
+        try:
+            field = "x".join(map(str, analysis.receptive_field(net, info.input_size)))
+        except ValueError:
+            field = "-"
+        size = "x".join(str(v) for v in info.input_size)
+        lines.append(f"| `{name}` | {size} | {params:,} | {cost.flops / 1e6:,.1f} | {field} | {info.description} |")
+    return "\n".join(lines)
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
@@ -120,9 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list the registered networks and their default input sizes")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style wildcard, e.g. 'lenet*'")
+    p.add_argument("--markdown", action="store_true",
+                   help="a table with params, FLOPs and receptive field at the declared input size (README's)")
     p.set_defaults(func=_cmd_list)
 
-    p = sub.add_parser("summary", help="paddle.summary plus per-layer output size and receptive field")
+    p = sub.add_parser("summary", help="paddle.summary plus per-layer output size, receptive field and FLOPs")
     p.add_argument("name", help="a registered network (see `list`)")
     p.add_argument("--input-size", type=int, nargs="+", metavar="N",
                    help="input shape without batch, channels first (default: the net's declared size)")

@@ -1,6 +1,7 @@
 """Results tables generated from run folders (results.json), so README numbers come from files.
 
     python -m paddle_cnn.report runs/dilated_vs_standard/*/
+    python -m paddle_cnn.report --columns zoo runs/classic_zoo/*/
 """
 from __future__ import annotations
 
@@ -25,8 +26,28 @@ COLUMNS = [
     ("train img/s", "train_images_per_s", "{:,.0f}"),
 ]
 
+# The classic-zoo table: cost (params, FLOPs, time on this machine), accuracy, and how to reproduce.
+ZOO_COLUMNS = [
+    ("net", "net", "{}"),
+    ("input", "input_shape", "{}"),
+    ("params", "params", "{:,}"),
+    ("MFLOPs/img", "mflops", "{:.1f}"),
+    ("epochs", "epochs", "{}"),
+    ("s/epoch", "seconds_per_epoch", "{:.0f}"),
+    ("train img/s", "train_images_per_s", "{:,.0f}"),
+    ("val acc", "val.acc", "{:.4f}"),
+    ("test acc", "test.acc", "{:.4f}"),
+    ("test loss", "test.loss", "{:.4f}"),
+    ("command", "command", "`{}`"),
+]
+TABLES = {"default": COLUMNS, "zoo": ZOO_COLUMNS}
+
 
 def _get(results: dict, dotted: str):
+    if dotted == "mflops":  # forward FLOPs per image, in millions
+        return None if results.get("flops") is None else results["flops"] / 1e6
+    if dotted == "command":  # the first command, then any resumes
+        return " ; ".join(results.get("commands") or []) or None
     value = results
     for part in dotted.split("."):
         value = value.get(part) if isinstance(value, dict) else None
@@ -51,34 +72,36 @@ def load_results(run_dirs: Iterable[Path]) -> List[dict]:
     return out
 
 
-def rows(results: List[dict]) -> List[List[str]]:
+def rows(results: List[dict], columns=COLUMNS) -> List[List[str]]:
     """The table's cells, one list per run, formatted as in the markdown table."""
-    return [[_fmt(_get(r, key), spec) for _, key, spec in COLUMNS] for r in results]
+    return [[_fmt(_get(r, key), spec) for _, key, spec in columns] for r in results]
 
 
-def csv_text(results: List[dict]) -> str:
+def csv_text(results: List[dict], columns=COLUMNS) -> str:
     """The same columns as the markdown table, with unformatted values for machines."""
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow([c[0] for c in COLUMNS])
+    writer.writerow([c[0] for c in columns])
     for r in results:
         writer.writerow(["x".join(map(str, v)) if isinstance(v, list) else ("" if v is None else v)
-                         for v in (_get(r, key) for _, key, _ in COLUMNS)])
+                         for v in (_get(r, key) for _, key, _ in columns)])
     return buf.getvalue()
 
 
-def markdown_table(results: List[dict]) -> str:
-    header = "| " + " | ".join(c[0] for c in COLUMNS) + " |"
-    rule = "|" + "|".join("---" if i == 0 else "---:" for i in range(len(COLUMNS))) + "|"
-    body = ["| " + " | ".join(cells) + " |" for cells in rows(results)]
+def markdown_table(results: List[dict], columns=COLUMNS) -> str:
+    header = "| " + " | ".join(c[0] for c in columns) + " |"
+    rule = "|" + "|".join("---" if c[1] in ("net", "dataset", "command") else "---:" for c in columns) + "|"
+    body = ["| " + " | ".join(cells) + " |" for cells in rows(results, columns)]
     return "\n".join([header, rule, *body])
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m paddle_cnn.report", description=__doc__.splitlines()[0])
     parser.add_argument("run_dirs", nargs="+", type=Path, help="run folders holding results.json")
+    parser.add_argument("--columns", choices=sorted(TABLES), default="default",
+                        help="which table: default (the experiments' comparison) or zoo (cost, accuracy, command)")
     args = parser.parse_args(argv)
-    print(markdown_table(load_results(args.run_dirs)))
+    print(markdown_table(load_results(args.run_dirs), TABLES[args.columns]))
     return 0
 
 

@@ -78,8 +78,8 @@ def test_global_adaptive_pool_covers_the_whole_map():
 
 def test_format_table_lists_every_layer_and_the_total():
     text = analysis.format_table(analysis.layer_table(nets.create("standard_cnn"), (1, 28, 28)))
-    assert "10x10" in text and "total params: 334,154" in text
-    assert len(text.splitlines()) == 1 + 1 + 12 + 1 + 1
+    assert "10x10" in text and "total params: 334,154" in text and "2,263,050 FLOPs" in text
+    assert len(text.splitlines()) == 1 + 1 + 12 + 1 + 2
 
 
 def test_layer_table_restores_training_mode():

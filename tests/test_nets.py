@@ -99,7 +99,7 @@ def test_unknown_name_lists_valid_names():
 
 
 def test_list_nets_wildcard_and_duplicate_registration():
-    assert nets.list_nets("lenet*") == ["lenet", "lenet_subclassed"]
+    assert nets.list_nets("lenet*") == ["lenet", "lenet_bn", "lenet_subclassed"]
     assert nets.list_nets("*_cnn") == ["dilated_cnn", "standard_cnn"]
     assert nets.list_nets("nothing*") == []
     with pytest.raises(ValueError, match="already registered"):

@@ -64,3 +64,20 @@ class LeNet(nn.Layer):
 def lenet_subclassed(num_classes: int = 10, in_channels: int = 1, input_size=(28, 28)) -> LeNet:
     """LeNet as a Layer subclass: 3x3 first conv, Sigmoid, MaxPool (61,610 parameters)."""
     return LeNet(num_classes, in_channels, tuple(input_size))
+
+
+@register("lenet_bn", input_size=(1, 28, 28))
+def lenet_bn(num_classes: int = 10, in_channels: int = 1, input_size=(28, 28)) -> nn.Sequential:
+    """LeNet with batch normalisation after every conv and hidden linear layer (the BN tutorial's net)."""
+    features = [
+        nn.Conv2D(in_channels, 6, kernel_size=5), nn.BatchNorm2D(6), nn.Sigmoid(), nn.AvgPool2D(2, stride=2),
+        nn.Conv2D(6, 16, kernel_size=5), nn.BatchNorm2D(16), nn.Sigmoid(), nn.AvgPool2D(2, stride=2),
+        nn.Flatten(),
+    ]
+    n_flat = flat_features(nn.Sequential(*features), (in_channels, *input_size))
+    return nn.Sequential(
+        *features,
+        nn.Linear(n_flat, 120), nn.BatchNorm1D(120), nn.Sigmoid(),
+        nn.Linear(120, 84), nn.BatchNorm1D(84), nn.Sigmoid(),
+        nn.Linear(84, num_classes),
+    )

@@ -168,3 +168,23 @@ def input_grid(images: np.ndarray, probs: np.ndarray, class_names: Sequence[str]
             top = int(probs[i].argmax())
             ax.set_title(f"{titles[i][:18]}\n{class_names[top]} {probs[i, top]:.2f}", fontsize=8)
     return _save(fig, path)
+
+
+def cost_accuracy(results: Sequence[dict], path, title: str = "test accuracy against cost") -> Path:
+    """Test accuracy of each run against its forward FLOPs per image and its seconds per epoch."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, key, label in ((axes[0], "flops", "forward MFLOPs per image (log)"),
+                           (axes[1], "seconds_per_epoch", "seconds per training epoch on this machine (log)")):
+        for r in results:
+            x = r.get(key)
+            if x is None:
+                continue
+            x = x / 1e6 if key == "flops" else x
+            ax.scatter([x], [r["test"]["acc"]], s=30)
+            ax.annotate(r["net"], (x, r["test"]["acc"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel("test accuracy (10k images)")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    return _save(fig, path)

@@ -40,6 +40,7 @@ from . import plots
 from .config import ConfigError, RunConfig
 from .data import RunData, build_data
 from .evaluation import classification_metrics, confusion_matrix, softmax
+from .losses import AuxiliaryLoss, MainAccuracy
 from ..fileio import atomic_savez, atomic_write_text, crash_point
 
 PathLike = Union[str, Path]
@@ -263,7 +264,9 @@ class Trainer:
             if self.device != "gpu":
                 raise ConfigError("amp=True needs a GPU (mixed precision is not used on CPU); drop --amp")
             amp = "O1"
-        self.model.prepare(self.optimizer, nn.CrossEntropyLoss(), paddle.metric.Accuracy(), amp_configs=amp)
+        # Nets with auxiliary heads (GoogLeNet) train on a weighted sum of their losses.
+        loss = AuxiliaryLoss(getattr(self.net, "aux_weights", ()))
+        self.model.prepare(self.optimizer, loss, MainAccuracy(name="acc"), amp_configs=amp)
         self.state: Dict[str, Any] = {"epoch": 0, "global_step": 0, "best_val_acc": None, "best_epoch": None,
                                       "history": [], "vdl_log_bytes": None}
         if resume:
@@ -376,6 +379,9 @@ class Trainer:
             results["receptive_field"] = list(analysis.receptive_field(self.net, self.in_shape))
         except ValueError:
             results["receptive_field"] = None
+        cost = analysis.count_flops(self.net, self.in_shape)
+        results["input_shape"] = list(self.in_shape)
+        results["macs"], results["flops"] = cost.macs, cost.flops
         history = self.state["history"]
         if history:
             results["seconds_per_epoch"] = float(np.mean([r["seconds"] for r in history]))

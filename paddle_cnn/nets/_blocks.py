@@ -1,0 +1,27 @@
+"""Small building blocks shared by several network families."""
+from __future__ import annotations
+
+from typing import Optional
+
+from paddle import nn
+
+
+def conv_bn_relu(in_ch: int, out_ch: int, kernel_size=3, stride=1, padding: Optional[object] = None,
+                 groups: int = 1, batch_norm: bool = True) -> nn.Sequential:
+    """Conv (same padding unless given) -> BatchNorm (optional) -> ReLU.
+
+    With batch norm the conv has no bias: the norm's shift makes it redundant.
+    """
+    if padding is None:
+        padding = ([k // 2 for k in kernel_size] if isinstance(kernel_size, (tuple, list)) else kernel_size // 2)
+    layers = [nn.Conv2D(in_ch, out_ch, kernel_size, stride=stride, padding=padding, groups=groups,
+                        bias_attr=False if batch_norm else None)]
+    if batch_norm:
+        layers.append(nn.BatchNorm2D(out_ch))
+    layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def scaled(channels: int, width: float) -> int:
+    """``channels`` times a width multiplier, at least 1."""
+    return max(1, int(round(channels * width)))

@@ -1,0 +1,49 @@
+"""HybridSN (Roy et al. 2019) for hyperspectral image patches: 3-D convolutions, then a 2-D convolution.
+
+Input is a (C, bands, H, W) cube: by default one channel of 30 spectral bands (after PCA) on a
+25x25 window, as the paper uses on Indian Pines. Three 3-D convolutions learn joint
+spectral-spatial features; their spectral and channel axes are then folded into the channels of
+a 2-D convolution.
+"""
+from __future__ import annotations
+
+from typing import Tuple
+
+import paddle
+from paddle import nn
+
+from ._registry import flat_features, register
+
+
+class HybridSN(nn.Layer):
+    def __init__(self, num_classes: int, in_channels: int, input_size: Tuple[int, int, int], dropout: float = 0.4):
+        super().__init__()
+        bands, height, width = input_size
+        # Unpadded kernels: 7+5+3 bands and 3+3+3 (+3 in 2-D) pixels are consumed.
+        if bands < 13 or min(height, width) < 9:
+            raise ValueError(f"HybridSN needs at least 13 bands and 9x9 windows, got input {tuple(input_size)}")
+        self.conv3d = nn.Sequential(
+            nn.Conv3D(in_channels, 8, (7, 3, 3)), nn.ReLU(),
+            nn.Conv3D(8, 16, (5, 3, 3)), nn.ReLU(),
+            nn.Conv3D(16, 32, (3, 3, 3)), nn.ReLU(),
+        )
+        with paddle.no_grad():
+            c, d, h, w = self.conv3d(paddle.zeros([1, in_channels, *input_size])).shape[1:]
+        self.conv2d = nn.Sequential(nn.Conv2D(c * d, 64, 3), nn.ReLU(), nn.Flatten())
+        n_flat = flat_features(self.conv2d, (c * d, h, w))
+        self.classifier = nn.Sequential(
+            nn.Linear(n_flat, 256), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(256, 128), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(128, num_classes),
+        )
+
+    def forward(self, x):
+        x = self.conv3d(x)
+        x = x.reshape([x.shape[0], -1, x.shape[3], x.shape[4]])  # (N, C*D, H, W)
+        return self.classifier(self.conv2d(x))
+
+
+@register("hybridsn", input_size=(1, 30, 25, 25))
+def hybridsn(num_classes: int = 16, in_channels: int = 1, input_size=(30, 25, 25)) -> HybridSN:
+    """HybridSN for 30-band 25x25 hyperspectral patches (the paper's Indian Pines setting)."""
+    return HybridSN(num_classes, in_channels, tuple(input_size))
