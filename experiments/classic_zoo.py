@@ -34,11 +34,11 @@ COMMON = dict(dataset="fashion-mnist", normalize="fashion-mnist", optimizer="ada
 RECIPES: Dict[str, dict] = {
     "lenet_bn": dict(lr=3e-3, epochs=10),  # 4,800 img/s: cheap enough for 10 epochs
     "alexnet_small": dict(lr=1e-3, epochs=5),  # no batch norm: a lower peak lr
-    "vgg11_small": dict(lr=1e-3, epochs=2),
+    "vgg11_small": dict(lr=1e-3, epochs=4),
     "nin_small": dict(lr=1e-3, epochs=5),
-    "googlenet_small": dict(lr=2e-3, epochs=2),  # auxiliary heads (0.3 each) help the deep plain net
-    "inception_v2_small": dict(lr=3e-3, epochs=5),
-    "resnet18_small": dict(lr=3e-3, epochs=2, augment="flip-crop"),  # BN + residuals take a high lr
+    "googlenet_small": dict(lr=2e-3, epochs=4),  # auxiliary heads (0.3 each) help the deep plain net
+    "inception_v2_small": dict(lr=3e-3, epochs=3),
+    "resnet18_small": dict(lr=3e-3, epochs=4, augment="flip-crop"),  # BN + residuals take a high lr
     "resnext_small": dict(lr=3e-3, epochs=5),
     "mobilenet_v1_small": dict(lr=3e-3, epochs=5),
 }
