@@ -22,6 +22,7 @@ from paddle_cnn.fileio import atomic_write_text
 from paddle_cnn.training import RunConfig, add_config_args, build_data, train_and_evaluate
 from paddle_cnn.training import plots
 from paddle_cnn.training.config import given_overrides
+from paddle_cnn.training.trainer import is_main_process
 
 # Shared by every recipe: z-scored inputs, AdamW with a one-cycle schedule (warm-up then
 # annealing, which converges in few epochs), batch 128 as Dive into Deep Learning uses.
@@ -36,7 +37,7 @@ RECIPES: Dict[str, dict] = {
     "alexnet_small": dict(lr=1e-3, epochs=5),  # no batch norm: a lower peak lr
     "vgg11_small": dict(lr=1e-3, epochs=4),
     "nin_small": dict(lr=1e-3, epochs=5),
-    "googlenet_small": dict(lr=2e-3, epochs=4),  # auxiliary heads (0.3 each) help the deep plain net
+    "googlenet_small": dict(lr=2e-3, epochs=3),  # auxiliary heads (0.3 each) help the deep plain net
     "inception_v2_small": dict(lr=3e-3, epochs=3),
     "resnet18_small": dict(lr=3e-3, epochs=4, augment="flip-crop"),  # BN + residuals take a high lr
     "resnext_small": dict(lr=3e-3, epochs=5),
@@ -113,7 +114,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
             resume = (run_dir / "config.json").is_file() and not args.overwrite
             train_and_evaluate(config, run_dir, resume=resume, overwrite=args.overwrite,
                                data=data if same_data else None)
-    results = write_outputs(out) if out.is_dir() else []
+    results = write_outputs(out) if out.is_dir() and is_main_process() else []  # only rank 0 writes
     if results:
         print("\n" + report.markdown_table(results, report.ZOO_COLUMNS))
         print(f"\nsaved: {out}/zoo.md, zoo.csv, zoo.json, curves.png, cost_accuracy.png and one run folder per net")

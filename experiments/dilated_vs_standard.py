@@ -21,6 +21,7 @@ from paddle_cnn import nets, report
 from paddle_cnn.training import RunConfig, add_config_args, build_data, softmax, train_and_evaluate
 from paddle_cnn.training import plots
 from paddle_cnn.training.config import given_overrides
+from paddle_cnn.training.trainer import is_main_process
 from paddle_cnn.cli import run_command
 from paddle_cnn.fileio import atomic_write_text
 
@@ -74,6 +75,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
         logits[config.net] = np.load(run_dir / "predictions" / "test.npz")["logits"]
 
     table = report.markdown_table(results)
+    if not is_main_process():  # data-parallel run: only rank 0 writes
+        return {"results": results, "out": str(out)}
     atomic_write_text(out / "comparison.md", table + "\n")
     atomic_write_text(out / "comparison.json", json.dumps(results, indent=2) + "\n")
     atomic_write_text(out / "comparison.csv", report.csv_text(results))

@@ -18,6 +18,7 @@ from paddle_cnn.training import (
     RunConfig, add_config_args, build_data, config_from_args, evaluate_network, load_model, train_and_evaluate,
 )
 from paddle_cnn.cli import run_command
+from paddle_cnn.training.trainer import is_main_process
 from paddle_cnn.fileio import atomic_write_text
 
 DEFAULTS = dict(net="lenet_subclassed", dataset="mnist", epochs=5, batch_size=64, optimizer="adam", lr=1e-3,
@@ -56,7 +57,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
     print(f"evaluation after resuming to {second['epochs']} epochs: test loss {second['test']['loss']:.4f}, "
           f"test acc {second['test']['acc']:.4f}")
     summary = {"first": first, "reloaded_test_acc": reloaded["acc"], "resumed": second}
-    atomic_write_text(Path(args.out) / "lenet_mnist.json", json.dumps(summary, indent=2) + "\n")
+    if is_main_process():
+        atomic_write_text(Path(args.out) / "lenet_mnist.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
 

@@ -117,8 +117,9 @@ class ArrayDataset(paddle.io.Dataset):
         return sub
 
     def loader(self, batch_size: int = 64, shuffle: bool = False, drop_last: bool = False,
-               seed: int = 0) -> "BatchLoader":
-        return BatchLoader(self, batch_size, shuffle=shuffle, drop_last=drop_last, seed=seed)
+               seed: int = 0, rank: int = 0, world_size: int = 1) -> "BatchLoader":
+        return BatchLoader(self, batch_size, shuffle=shuffle, drop_last=drop_last, seed=seed, rank=rank,
+                           world_size=world_size)
 
 
 class BatchLoader:
@@ -128,12 +129,22 @@ class BatchLoader:
     generator seeded by ``(seed, epoch)``; the epoch advances at the end of each full pass (or is
     set with :meth:`set_epoch`), so a resumed run draws exactly the order it would have drawn.
     Datasets with a per-item ``transform`` fall back to calling it item by item.
+
+    For data-parallel training with ``world_size`` processes, ``batch_size`` is the global batch:
+    every process draws the same order and takes its ``rank``'s share of each global batch, so
+    averaged gradients equal those of one process with the whole batch. A last global batch
+    smaller than ``world_size`` is dropped (every process must take the same number of steps).
     """
 
     def __init__(self, dataset: ArrayDataset, batch_size: int = 64, *, shuffle: bool = False,
-                 drop_last: bool = False, seed: int = 0):
+                 drop_last: bool = False, seed: int = 0, rank: int = 0, world_size: int = 1):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
+        if batch_size < world_size:
+            raise ValueError(f"batch_size {batch_size} is smaller than the {world_size} processes sharing it")
+        self.rank, self.world_size = rank, world_size
         self.dataset = dataset
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -146,7 +157,8 @@ class BatchLoader:
 
     def __len__(self) -> int:
         n = len(self.dataset)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        full, rest = divmod(n, self.batch_size)
+        return full + (1 if rest and not self.drop_last and rest >= self.world_size else 0)
 
     def order(self) -> np.ndarray:
         n = len(self.dataset)
@@ -159,6 +171,8 @@ class BatchLoader:
         order = self.order()
         for b in range(len(self)):
             idx_ = order[b * self.batch_size:(b + 1) * self.batch_size]
+            if self.world_size > 1:
+                idx_ = np.array_split(idx_, self.world_size)[self.rank]
             if ds.transform is None:
                 images = ds.scale(ds.images[idx_])
             else:

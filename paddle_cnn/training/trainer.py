@@ -69,6 +69,16 @@ def is_main_process() -> bool:
     return paddle.distributed.get_rank() == 0
 
 
+def world() -> Tuple[int, int]:
+    """(rank, number of processes) of this data-parallel job; (0, 1) outside one.
+
+    Read from the launcher's environment (``python -m paddle.distributed.launch``): paddle.Model
+    initialises the process group itself when it is built.
+    """
+    env = paddle.distributed.ParallelEnv()
+    return int(env.rank), max(int(env.nranks), 1)
+
+
 def select_device(device: str) -> str:
     """'auto' picks the GPU when this Paddle build has CUDA and sees a GPU; 'gpu' without one is an error."""
     has_gpu = paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
@@ -172,6 +182,10 @@ class RunCallback(paddle.callbacks.Callback):
     def on_train_batch_end(self, step, logs=None):
         t = self.trainer
         loss = float(logs["loss"][0])
+        if t.world_size > 1:  # log (and NaN-check) the mean over processes, the loss of the global batch
+            mean = paddle.to_tensor([loss], dtype="float32")
+            paddle.distributed.all_reduce(mean)
+            loss = float(mean.numpy()[0]) / t.world_size
         if not math.isfinite(loss):
             raise FloatingPointError(
                 f"loss became {loss} at epoch {self.epoch}, step {step + 1} (global step "
@@ -255,7 +269,10 @@ class Trainer:
         self.in_shape = in_shape
         self.net = nets.create(config.net, num_classes=len(self.data.class_names), in_channels=in_shape[0],
                                input_size=tuple(in_shape[1:]))
-        self.train_loader = self.data.train.loader(config.batch_size, shuffle=True, seed=config.seed)
+        # batch_size is the global batch: with N processes each takes its 1/N share of it.
+        self.rank, self.world_size = world()
+        self.train_loader = self.data.train.loader(config.batch_size, shuffle=True, seed=config.seed,
+                                                   rank=self.rank, world_size=self.world_size)
         self.scheduler, self.optimizer = build_optimizer(config, self.net.parameters(), len(self.train_loader))
         self.model = paddle.Model(self.net, inputs=[InputSpec([None, *in_shape], "float32", "image")],
                                   labels=[InputSpec([None, 1], "int64", "label")])
@@ -270,8 +287,8 @@ class Trainer:
         self.state: Dict[str, Any] = {"epoch": 0, "global_step": 0, "best_val_acc": None, "best_epoch": None,
                                       "history": [], "vdl_log_bytes": None}
         if resume:
-            for leftover in (self.run_dir / "checkpoints").glob(".tmp-*"):  # writes a crash cut short
-                shutil.rmtree(leftover)
+            for leftover in (self.run_dir / "checkpoints").glob(".tmp-*") if self.is_main else ():
+                shutil.rmtree(leftover)  # a checkpoint write that a crash cut short
             latest = self.run_dir / "checkpoints" / "latest"
             try:
                 ckpt.resolve(latest)
@@ -302,15 +319,16 @@ class Trainer:
                               "resume with the saved settings or start a new run")
 
     def _claim_run_dir(self, overwrite: bool) -> None:
+        if not self.is_main:
+            return  # only rank 0 writes; by now it may already have created the folder
         if not self.run_dir.exists() or not any(self.run_dir.iterdir()):
             return
         if not overwrite:
             raise RunDirError(f"{self.run_dir} already holds a run; pass --resume to continue it, "
                               "--overwrite to start again (the old run is moved aside), or choose another --out")
-        if self.is_main:
-            aside = self.run_dir.with_name(f"{self.run_dir.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
-            os.replace(self.run_dir, aside)
-            print(f"moved the previous run to {aside}", flush=True)
+        aside = self.run_dir.with_name(f"{self.run_dir.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.replace(self.run_dir, aside)
+        print(f"moved the previous run to {aside}", flush=True)
 
     def save_checkpoint(self, best: bool) -> None:
         folder = self.run_dir / "checkpoints"
@@ -374,6 +392,7 @@ class Trainer:
         results: Dict[str, Any] = {"net": cfg.net, "dataset": cfg.dataset, "run_dir": str(self.run_dir),
                                    "commands": self.state.get("commands", []), "epochs": self.state["epoch"],
                                    "params": int(sum(int(np.prod(p.shape)) for p in self.net.parameters())),
+                                   "processes": self.world_size,  # data-parallel processes of the last fit
                                    "best_epoch": self.state["best_epoch"], "best_val_acc": self.state["best_val_acc"]}
         try:
             results["receptive_field"] = list(analysis.receptive_field(self.net, self.in_shape))

@@ -1,0 +1,115 @@
+"""Data-parallel training with Paddle's own launcher, 2 CPU processes (gloo), against one process.
+
+The global batch is split between the processes and their gradients averaged, so the two-process
+run must reproduce the single-process numbers (up to float summation order), and only rank 0
+may write the run folder.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from paddle_cnn.training import RunConfig, train_and_evaluate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _paddle_cnn_script() -> str:
+    script = Path(sys.executable).with_name("paddle-cnn")
+    found = str(script) if script.exists() else shutil.which("paddle-cnn")
+    assert found, "the paddle-cnn console script is not installed (pip install -e .)"
+    return found
+
+
+def _launch(tmp_path, name, program, *args, timeout=600):
+    logs = tmp_path / f"{name}_logs"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.run([sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
+                           "--log_dir", str(logs), program, *map(str, args)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
+    worker = [(logs / f"workerlog.{r}").read_text(errors="replace") if (logs / f"workerlog.{r}").exists() else ""
+              for r in (0, 1)]
+    assert proc.returncode == 0, f"launch failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}\n{worker[0][-3000:]}"
+    return worker
+
+
+def _metrics(run_dir):
+    lines = (run_dir / "metrics.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    return [dict(zip(header, map(float, line.split(",")))) for line in lines[1:]]
+
+
+def _train_args(csvs, out, epochs):
+    train, test = csvs
+    return ["train", "--net", "standard_cnn", "--train-csv", train, "--test-csv", test, "--val-size", 80,
+            "--epochs", epochs, "--batch-size", 32, "--log-every", 1000, "--out", out]
+
+
+def test_two_processes_match_one_and_resume(tmp_path, synthetic_csvs):
+    train, test = synthetic_csvs
+    single = tmp_path / "single"
+    config = RunConfig(net="standard_cnn", train_csv=str(train), test_csv=str(test), val_size=80, epochs=2,
+                       batch_size=32, log_every=1000)
+    _, want = train_and_evaluate(config, single, verbose=False)
+
+    # Two processes: 1 epoch, then resumed (also by two processes) to 2 epochs.
+    two = tmp_path / "two"
+    _launch(tmp_path, "first", _paddle_cnn_script(), *_train_args(synthetic_csvs, two, 1))
+    worker = _launch(tmp_path, "resume", _paddle_cnn_script(), "train", "--resume", two, "--epochs", 2,
+                     "--train-csv", train, "--test-csv", test)
+    assert "epoch 2/2" in worker[0] and "epoch 2/2" not in worker[1]  # rank 1 trains silently
+
+    got = json.loads((two / "results.json").read_text())
+    assert got["epochs"] == 2 and got["processes"] == 2 and want["processes"] == 1
+    assert got["test"]["acc"] == want["test"]["acc"]
+    assert got["test"]["loss"] == pytest.approx(want["test"]["loss"], rel=1e-4)
+    for a, b in zip(_metrics(two), _metrics(single)):
+        for key in ("train_loss", "val_loss", "val_acc"):
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), (key, a, b)
+    w1 = load_file(str(single / "checkpoints" / "latest" / "model.safetensors"))
+    w2 = load_file(str(two / "checkpoints" / "latest" / "model.safetensors"))
+    assert w1.keys() == w2.keys()
+    for k in w1:
+        np.testing.assert_allclose(w2[k], w1[k], atol=1e-5, rtol=1e-4, err_msg=k)
+
+    # One run folder, written once: two commands recorded, one VisualDL file, checkpoints 1 and 2.
+    assert len(got["commands"]) == 2 and "--resume" in got["commands"][1]
+    assert sorted(p.name for p in (two / "checkpoints").iterdir()) == ["best", "epoch_1", "epoch_2", "latest"]
+    assert [p.name for p in (two / "vdl").iterdir() if p.is_file()] == ["vdlrecords.run.log"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("two")] == ["two"]
+
+
+def test_an_experiment_runs_data_parallel(tmp_path, synthetic_csvs):
+    train, test = synthetic_csvs
+    out = tmp_path / "zoo"
+    _launch(tmp_path, "zoo", str(ROOT / "experiments" / "classic_zoo.py"), "--nets", "lenet_bn", "--train-csv", train,
+            "--test-csv", test, "--val-size", 80, "--epochs", 1, "--log-every", 1000, "--out", out)
+    results = json.loads((out / "zoo.json").read_text())
+    assert [r["net"] for r in results] == ["lenet_bn"] and results[0]["test"]["n"] == 120
+    assert (out / "curves.png").stat().st_size > 0
+
+
+def test_each_process_takes_its_share_of_every_global_batch():
+    from paddle_cnn.datasets import ArrayDataset
+
+    images = np.arange(103 * 4, dtype=np.uint8).reshape(103, 2, 2)
+    ds = ArrayDataset(images, np.arange(103) % 10)
+    one = ds.loader(32, shuffle=True, seed=5)
+    ranks = [ds.loader(32, shuffle=True, seed=5, rank=r, world_size=3) for r in range(3)]
+    for loader in [one] + ranks:
+        loader.set_epoch(2)
+    assert len(one) == 4 and all(len(r) == 4 for r in ranks)  # last global batch: 7 images >= 3 processes
+    for whole, *parts in zip(one, *ranks):
+        sizes = [len(p[1]) for p in parts]
+        assert max(sizes) - min(sizes) <= 1
+        np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), whole[0])
+    # A last global batch smaller than the number of processes is dropped by every process.
+    assert len(ArrayDataset(images[:65], np.zeros(65, np.int64)).loader(32, rank=0, world_size=2)) == 2
+    with pytest.raises(ValueError, match="smaller than the 4 processes"):
+        ds.loader(2, rank=0, world_size=4)
