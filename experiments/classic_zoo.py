@@ -14,7 +14,7 @@ import argparse
 import dataclasses
 import json
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Union
 
 from paddle_cnn import analysis, nets, report
 from paddle_cnn.cli import run_command
@@ -22,6 +22,7 @@ from paddle_cnn.fileio import atomic_write_text
 from paddle_cnn.training import RunConfig, add_config_args, build_data, train_and_evaluate
 from paddle_cnn.training import plots
 from paddle_cnn.training.config import given_overrides
+from paddle_cnn.training.parallel import add_processes_arg, relaunch
 from paddle_cnn.training.trainer import is_main_process
 
 # Shared by every recipe: z-scored inputs, AdamW with a one-cycle schedule (warm-up then
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true", help="retrain nets whose folders already hold runs")
     parser.add_argument("--list-recipes", action="store_true", help="print each net's recipe and exit")
     parser.add_argument("--table-only", action="store_true", help="only rebuild the table and plots from OUT")
+    add_processes_arg(parser)
     add_config_args(parser, skip=("net", "dataset"))
     return parser
 
@@ -86,8 +88,11 @@ def write_outputs(out: Path) -> List[dict]:
     return results
 
 
-def main(argv: Optional[List[str]] = None) -> dict:
+def main(argv: Optional[List[str]] = None) -> Union[dict, int]:
     args = build_parser().parse_args(argv)
+    status = relaunch(args.processes, Path(__file__), argv, Path("runs") / "launch_logs")
+    if status is not None:  # the job ran under paddle.distributed.launch; its exit status
+        return status
     overrides = given_overrides(args)
     configs = [dataclasses.replace(recipe(n), **overrides).validate() for n in args.nets]
     if args.list_recipes:

@@ -12,7 +12,7 @@ import argparse
 import dataclasses
 import json
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Union
 
 import numpy as np
 import paddle
@@ -21,6 +21,7 @@ from paddle_cnn import nets, report
 from paddle_cnn.training import RunConfig, add_config_args, build_data, softmax, train_and_evaluate
 from paddle_cnn.training import plots
 from paddle_cnn.training.config import given_overrides
+from paddle_cnn.training.parallel import add_processes_arg, relaunch
 from paddle_cnn.training.trainer import is_main_process
 from paddle_cnn.cli import run_command
 from paddle_cnn.fileio import atomic_write_text
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true", help="start again in a folder that holds runs")
     parser.add_argument("--standard-lr", type=float, default=RECIPES["standard_cnn"])
     parser.add_argument("--dilated-lr", type=float, default=RECIPES["dilated_cnn"])
+    add_processes_arg(parser)
     add_config_args(parser, skip=("net", "lr", "dataset"))
     return parser
 
@@ -57,8 +59,11 @@ def run_configs(args) -> List[RunConfig]:
     return configs
 
 
-def main(argv: Optional[List[str]] = None) -> dict:
+def main(argv: Optional[List[str]] = None) -> Union[dict, int]:
     args = build_parser().parse_args(argv)
+    status = relaunch(args.processes, Path(__file__), argv, Path("runs") / "launch_logs")
+    if status is not None:  # the job ran under paddle.distributed.launch; its exit status
+        return status
     out = args.resume or args.out
     configs = run_configs(args)
     data = build_data(configs[0])  # both nets see exactly the same data

@@ -60,6 +60,8 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from paddle_cnn.training import RunConfig, train_and_evaluate
     from paddle_cnn.training.config import given_overrides
+    from paddle_cnn.training.parallel import relaunch
+    from paddle_cnn.training.trainer import is_main_process
 
     overrides = given_overrides(args)
     if args.resume:
@@ -69,7 +71,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
         run_dir = args.out or Path("runs") / overrides.get("net", RunConfig.net)
         config = RunConfig(**overrides).validate()
     nets.get_info(config.net)  # an unknown name fails here, listing the valid ones
+    status = relaunch(args.processes, Path(__file__).with_name("__main__.py"), args.argv, Path("runs") / "launch_logs")
+    if status is not None:
+        return status
     _, results = train_and_evaluate(config, run_dir, resume=args.resume is not None, overwrite=args.overwrite)
+    if not is_main_process():
+        return 0
     print(f"{config.net}: val acc {results['val']['acc']:.4f}, test acc {results['test']['acc']:.4f} "
           f"(loss {results['test']['loss']:.4f}); run folder {run_dir}")
     return 0
@@ -134,6 +141,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from paddle_cnn.training import add_config_args
+    from paddle_cnn.training.parallel import add_processes_arg
 
     parser = argparse.ArgumentParser(prog="paddle-cnn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -157,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/NET)")
     p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR", help="continue this run folder")
     p.add_argument("--overwrite", action="store_true", help="start again in a folder that holds a run")
+    add_processes_arg(p)
     add_config_args(p)
     p.set_defaults(func=_cmd_train)
 
@@ -214,4 +223,5 @@ def run_command(main: Callable[[Optional[List[str]]], object], argv: Optional[Li
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = None if argv is None else list(argv)  # what a --processes relaunch repeats
     return run_command(lambda _: args.func(args), prog="paddle-cnn")

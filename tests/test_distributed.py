@@ -58,9 +58,13 @@ def test_two_processes_match_one_and_resume(tmp_path, synthetic_csvs):
                        batch_size=32, log_every=1000)
     _, want = train_and_evaluate(config, single, verbose=False)
 
-    # Two processes: 1 epoch, then resumed (also by two processes) to 2 epochs.
+    # Two processes: 1 epoch (paddle-cnn's --processes relaunches itself under the launcher), then
+    # resumed by Paddle's launcher called directly, to 2 epochs.
     two = tmp_path / "two"
-    _launch(tmp_path, "first", _paddle_cnn_script(), *_train_args(synthetic_csvs, two, 1))
+    first = subprocess.run([_paddle_cnn_script(), *map(str, _train_args(synthetic_csvs, two, 1)), "--processes", "2"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert "launching 2 processes" in first.stdout and "epoch 1/1" in first.stdout
     worker = _launch(tmp_path, "resume", _paddle_cnn_script(), "train", "--resume", two, "--epochs", 2,
                      "--train-csv", train, "--test-csv", test)
     assert "epoch 2/2" in worker[0] and "epoch 2/2" not in worker[1]  # rank 1 trains silently
@@ -83,6 +87,7 @@ def test_two_processes_match_one_and_resume(tmp_path, synthetic_csvs):
     assert sorted(p.name for p in (two / "checkpoints").iterdir()) == ["best", "epoch_1", "epoch_2", "latest"]
     assert [p.name for p in (two / "vdl").iterdir() if p.is_file()] == ["vdlrecords.run.log"]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith("two")] == ["two"]
+    assert (tmp_path / "runs" / "launch_logs" / "workerlog.1").is_file()
 
 
 def test_an_experiment_runs_data_parallel(tmp_path, synthetic_csvs):
