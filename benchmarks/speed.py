@@ -4,7 +4,8 @@
 
 Prints one table. Training (batch 64, Adam, the same synthetic 28x28 data for every path):
 images/s through our Trainer (paddle.Model.fit with our callbacks, VisualDL logging and the
-array batch loader), a raw dygraph loop, the same loop under ``paddle.jit.to_static``, and
+array batch loader), a raw dygraph loop, the same loop with paddle.nn.Conv2D's stock bias add
+("stock conv": what our Conv2D replaces), the loop under ``paddle.jit.to_static``, and
 PyTorch eager on identical nets when ``torch`` is importable (an optional peer, not a
 dependency). Inference (batch 256): dygraph, Paddle Inference with oneDNN, PyTorch. Each figure
 is the median of ``--repeats`` timed passes after a warm-up. "s/epoch" is 59,000 images at our
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
@@ -68,9 +70,17 @@ def trainer_rate(name: str, images, labels, batch: int, repeats: int) -> float:
     return statistics.median(rates)
 
 
-def paddle_loop_rate(name: str, images, labels, batch: int, repeats: int, static: bool = False) -> float:
+def paddle_loop_rate(name: str, images, labels, batch: int, repeats: int, static: bool = False,
+                     stock_conv: bool = False) -> float:
+    """A plain dygraph loop; ``stock_conv`` uses paddle.nn.Conv2D's own (broadcast) bias add."""
+    from paddle_cnn.nets._layers import Conv2D
+
     paddle.seed(0)
     net = nets.create(name)
+    if stock_conv:
+        for layer in net.sublayers():
+            if isinstance(layer, Conv2D):
+                layer.forward = types.MethodType(paddle.nn.Conv2D.forward, layer)
     net.train()
     opt = paddle.optimizer.Adam(1e-3, parameters=net.parameters())
     model = paddle.jit.to_static(net, full_graph=True) if static else net
@@ -257,7 +267,7 @@ def main(argv: Optional[List[str]] = None) -> int:
           f"PyTorch and Paddle Inference; matrix multiply {gflops:.0f} GFLOP/s; batch {args.batch_size}, "
           f"{args.images} synthetic images, median of {args.repeats}", flush=True)
 
-    header = ["net", "train: ours", "raw loop", "to_static", "PyTorch", "ours/PyTorch", "s/epoch",
+    header = ["net", "train: ours", "raw loop", "stock conv", "to_static", "PyTorch", "ours/PyTorch", "s/epoch",
               "% of limit", "infer: dygraph", "Paddle Inference", "PyTorch", "PI/PyTorch"]
     if args.distributed:
         header.insert(2, "ours x2 proc")
@@ -266,13 +276,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         fwd = analysis.count_flops(nets.create(name), (1, 28, 28)).flops
         ours = trainer_rate(name, images, labels, args.batch_size, args.repeats)
         loop = paddle_loop_rate(name, images, labels, args.batch_size, args.repeats)
+        stock = paddle_loop_rate(name, images, labels, args.batch_size, args.repeats, stock_conv=True)
         static = paddle_loop_rate(name, images, labels, args.batch_size, args.repeats, static=True)
         infer = paddle_infer_rates(name, images, args.infer_batch, args.repeats, args.threads)
         peer = torch_rates(name, images, labels, args.batch_size, args.infer_batch, args.repeats)
         limit = gflops * 1e9 / (3 * fwd)
         fmt = lambda v: "-" if v is None else f"{v:,.0f}"  # noqa: E731
         ratio = lambda a, b: "-" if b is None else f"{a / b:.2f}x"  # noqa: E731
-        row = [name, fmt(ours), fmt(loop), fmt(static), fmt(peer and peer["train"]),
+        row = [name, fmt(ours), fmt(loop), fmt(stock), fmt(static), fmt(peer and peer["train"]),
                ratio(ours, peer and peer["train"]), f"{EPOCH_IMAGES / ours:.1f}", f"{100 * loop / limit:.1f}%",
                fmt(infer["dygraph"]), fmt(infer["paddle inference"]), fmt(peer and peer["infer"]),
                ratio(infer["paddle inference"], peer and peer["infer"])]

@@ -109,3 +109,31 @@ def test_list_nets_wildcard_and_duplicate_registration():
 def test_create_rejects_nonsense_sizes():
     with pytest.raises(ValueError, match="num_classes"):
         nets.create("lenet", num_classes=0)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(in_channels=1, out_channels=6, kernel_size=5, padding=2),
+    dict(in_channels=16, out_channels=32, kernel_size=3, dilation=2),
+    dict(in_channels=4, out_channels=8, kernel_size=3, stride=2, padding="SAME"),
+    dict(in_channels=4, out_channels=8, kernel_size=3, groups=4, padding=1),
+    dict(in_channels=3, out_channels=5, kernel_size=(1, 3), padding=(0, 1), data_format="NHWC"),
+])
+def test_fast_bias_conv_matches_paddle_conv_exactly(kw):
+    from paddle_cnn.nets._layers import Conv2D
+
+    stock, ours = paddle.nn.Conv2D(**kw), Conv2D(**kw)
+    ours.set_state_dict(stock.state_dict())
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in stock.named_parameters()]
+    shape = [3, kw["in_channels"], 11, 11] if "data_format" not in kw else [3, 11, 11, kw["in_channels"]]
+    x = paddle.randn(shape)
+    x.stop_gradient = False
+    results = []
+    for layer in (stock, ours):
+        out = layer(x)
+        (out * out).sum().backward()
+        results.append((out.numpy(), x.grad.numpy().copy(), layer.weight.grad.numpy(), layer.bias.grad.numpy()))
+        x.clear_gradient()
+    (out_a, gx_a, gw_a, gb_a), (out_b, gx_b, gw_b, gb_b) = results
+    for a, b in ((out_a, out_b), (gx_a, gx_b), (gw_a, gw_b)):
+        np.testing.assert_array_equal(a, b)  # forward, input and weight gradients: bit for bit
+    np.testing.assert_allclose(gb_b, gb_a, rtol=1e-5, atol=1e-5)  # bias gradient: summed in another order

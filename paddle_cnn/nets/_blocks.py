@@ -5,6 +5,8 @@ from typing import Optional
 
 from paddle import nn
 
+from ._layers import Conv2D
+
 
 def conv_bn_relu(in_ch: int, out_ch: int, kernel_size=3, stride=1, padding: Optional[object] = None,
                  groups: int = 1, batch_norm: bool = True) -> nn.Sequential:
@@ -14,7 +16,7 @@ def conv_bn_relu(in_ch: int, out_ch: int, kernel_size=3, stride=1, padding: Opti
     """
     if padding is None:
         padding = ([k // 2 for k in kernel_size] if isinstance(kernel_size, (tuple, list)) else kernel_size // 2)
-    layers = [nn.Conv2D(in_ch, out_ch, kernel_size, stride=stride, padding=padding, groups=groups,
+    layers = [Conv2D(in_ch, out_ch, kernel_size, stride=stride, padding=padding, groups=groups,
                         bias_attr=False if batch_norm else None)]
     if batch_norm:
         layers.append(nn.BatchNorm2D(out_ch))

@@ -17,13 +17,14 @@ import paddle
 from paddle import nn
 
 from ._blocks import scaled
+from ._layers import Conv2D
 from ._registry import flat_features, register
 
 
 def _conv(in_ch: int, out_ch: int, kernel_size, batch_norm: bool) -> nn.Sequential:
     """Conv with same padding, then BatchNorm (v2/v3) or nothing (v1), then ReLU."""
     padding = [k // 2 for k in kernel_size] if isinstance(kernel_size, (tuple, list)) else kernel_size // 2
-    layers = [nn.Conv2D(in_ch, out_ch, kernel_size, padding=padding, bias_attr=False if batch_norm else None)]
+    layers = [Conv2D(in_ch, out_ch, kernel_size, padding=padding, bias_attr=False if batch_norm else None)]
     if batch_norm:
         layers.append(nn.BatchNorm2D(out_ch))
     return nn.Sequential(*layers, nn.ReLU())
@@ -84,7 +85,7 @@ class AuxClassifier(nn.Layer):
     def __init__(self, in_ch: int, num_classes: int, in_size: Tuple[int, int], width: float = 1.0):
         super().__init__()
         pool = min(5, *in_size)  # small inputs: the map may be smaller than the paper's 14x14
-        self.features = nn.Sequential(nn.AvgPool2D(pool, stride=3), nn.Conv2D(in_ch, scaled(128, width), 1),
+        self.features = nn.Sequential(nn.AvgPool2D(pool, stride=3), Conv2D(in_ch, scaled(128, width), 1),
                                       nn.ReLU(), nn.Flatten())
         n_flat = flat_features(self.features, (in_ch, *in_size))
         hidden = scaled(1024, width)
@@ -110,7 +111,7 @@ class GoogLeNet(nn.Layer):
         if small:
             stem = [_conv(in_channels, w(64), 3, bn)]
         else:
-            stem = [nn.Conv2D(in_channels, w(64), 7, stride=2, padding=3), nn.ReLU(), nn.MaxPool2D(3, 2, padding=1)]
+            stem = [Conv2D(in_channels, w(64), 7, stride=2, padding=3), nn.ReLU(), nn.MaxPool2D(3, 2, padding=1)]
         self.stem = nn.Sequential(*stem, _conv(w(64), w(64), 1, bn), _conv(w(64), w(192), 3, bn),
                                   nn.MaxPool2D(3, 2, padding=1))
 

@@ -12,6 +12,7 @@ from typing import Tuple
 import paddle
 from paddle import nn
 
+from ._layers import Conv2D
 from ._registry import flat_features, register
 
 
@@ -29,7 +30,7 @@ class HybridSN(nn.Layer):
         )
         with paddle.no_grad():
             c, d, h, w = self.conv3d(paddle.zeros([1, in_channels, *input_size])).shape[1:]
-        self.conv2d = nn.Sequential(nn.Conv2D(c * d, 64, 3), nn.ReLU(), nn.Flatten())
+        self.conv2d = nn.Sequential(Conv2D(c * d, 64, 3), nn.ReLU(), nn.Flatten())
         n_flat = flat_features(self.conv2d, (c * d, h, w))
         self.classifier = nn.Sequential(
             nn.Linear(n_flat, 256), nn.ReLU(), nn.Dropout(dropout),

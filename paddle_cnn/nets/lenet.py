@@ -6,6 +6,7 @@ from typing import Tuple
 import paddle
 from paddle import nn
 
+from ._layers import Conv2D
 from ._registry import flat_features, register
 
 
@@ -18,10 +19,10 @@ def _lenet_head(n_flat: int, num_classes: int) -> list:
 def lenet(num_classes: int = 10, in_channels: int = 1, input_size=(28, 28)) -> nn.Sequential:
     """LeNet-5 as a Sequential: 5x5 convs (pad 2 first), Sigmoid, AvgPool (61,706 parameters)."""
     features = [
-        nn.Conv2D(in_channels, 6, kernel_size=5, padding=2),
+        Conv2D(in_channels, 6, kernel_size=5, padding=2),
         nn.Sigmoid(),
         nn.AvgPool2D(kernel_size=2, stride=2),
-        nn.Conv2D(6, 16, kernel_size=5),
+        Conv2D(6, 16, kernel_size=5),
         nn.Sigmoid(),
         nn.AvgPool2D(kernel_size=2, stride=2),
         nn.Flatten(),
@@ -38,9 +39,9 @@ class LeNet(nn.Layer):
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: Tuple[int, int] = (28, 28)):
         super().__init__()
-        self.conv1 = nn.Conv2D(in_channels, 6, kernel_size=3, padding=1)
+        self.conv1 = Conv2D(in_channels, 6, kernel_size=3, padding=1)
         self.pool1 = nn.MaxPool2D(kernel_size=2, stride=2)
-        self.conv2 = nn.Conv2D(6, 16, kernel_size=5)
+        self.conv2 = Conv2D(6, 16, kernel_size=5)
         self.pool2 = nn.MaxPool2D(kernel_size=2, stride=2)
         self.flatten = nn.Flatten()
         n_flat = flat_features(self.features, (in_channels, *input_size))
@@ -70,8 +71,8 @@ def lenet_subclassed(num_classes: int = 10, in_channels: int = 1, input_size=(28
 def lenet_bn(num_classes: int = 10, in_channels: int = 1, input_size=(28, 28)) -> nn.Sequential:
     """LeNet with batch normalisation after every conv and hidden linear layer (the BN tutorial's net)."""
     features = [
-        nn.Conv2D(in_channels, 6, kernel_size=5), nn.BatchNorm2D(6), nn.Sigmoid(), nn.AvgPool2D(2, stride=2),
-        nn.Conv2D(6, 16, kernel_size=5), nn.BatchNorm2D(16), nn.Sigmoid(), nn.AvgPool2D(2, stride=2),
+        Conv2D(in_channels, 6, kernel_size=5), nn.BatchNorm2D(6), nn.Sigmoid(), nn.AvgPool2D(2, stride=2),
+        Conv2D(6, 16, kernel_size=5), nn.BatchNorm2D(16), nn.Sigmoid(), nn.AvgPool2D(2, stride=2),
         nn.Flatten(),
     ]
     n_flat = flat_features(nn.Sequential(*features), (in_channels, *input_size))

@@ -14,12 +14,13 @@ import paddle.nn.functional as F
 from paddle import nn
 
 from ._blocks import scaled
+from ._layers import Conv2D
 from ._registry import register
 
 
 def _projection(in_ch: int, out_ch: int, stride: int):
     """The 1x1 projection shortcut when the shape changes, else None (identity)."""
-    return nn.Conv2D(in_ch, out_ch, 1, stride=stride) if stride != 1 or in_ch != out_ch else None
+    return Conv2D(in_ch, out_ch, 1, stride=stride) if stride != 1 or in_ch != out_ch else None
 
 
 class BasicBlock(nn.Layer):
@@ -31,9 +32,9 @@ class BasicBlock(nn.Layer):
         super().__init__()
         if groups != 1:
             raise ValueError("BasicBlock supports groups=1 only; ResNeXt uses Bottleneck")
-        self.conv1 = nn.Conv2D(in_ch, planes, 3, stride=stride, padding=1)
+        self.conv1 = Conv2D(in_ch, planes, 3, stride=stride, padding=1)
         self.bn1 = nn.BatchNorm2D(planes)
-        self.conv2 = nn.Conv2D(planes, planes, 3, padding=1)
+        self.conv2 = Conv2D(planes, planes, 3, padding=1)
         self.bn2 = nn.BatchNorm2D(planes)
         self.shortcut = _projection(in_ch, planes, stride)
 
@@ -53,11 +54,11 @@ class Bottleneck(nn.Layer):
         # ResNeXt's "cardinality x width": 32x4d has 32 groups of 4 channels at planes=64.
         width = int(planes * base_width / 64) * groups
         out_ch = planes * self.expansion
-        self.conv1 = nn.Conv2D(in_ch, width, 1)
+        self.conv1 = Conv2D(in_ch, width, 1)
         self.bn1 = nn.BatchNorm2D(width)
-        self.conv2 = nn.Conv2D(width, width, 3, stride=stride, padding=1, groups=groups)
+        self.conv2 = Conv2D(width, width, 3, stride=stride, padding=1, groups=groups)
         self.bn2 = nn.BatchNorm2D(width)
-        self.conv3 = nn.Conv2D(width, out_ch, 1)
+        self.conv3 = Conv2D(width, out_ch, 1)
         self.bn3 = nn.BatchNorm2D(out_ch)
         self.shortcut = _projection(in_ch, out_ch, stride)
 
@@ -81,10 +82,10 @@ class ResNet(nn.Layer):
                  base_width: int = 64):
         super().__init__()
         if small:
-            self.stem = nn.Sequential(nn.Conv2D(in_channels, widths[0], 3, padding=1), nn.BatchNorm2D(widths[0]),
+            self.stem = nn.Sequential(Conv2D(in_channels, widths[0], 3, padding=1), nn.BatchNorm2D(widths[0]),
                                       nn.ReLU())
         else:
-            self.stem = nn.Sequential(nn.Conv2D(in_channels, widths[0], 7, stride=2, padding=3),
+            self.stem = nn.Sequential(Conv2D(in_channels, widths[0], 7, stride=2, padding=3),
                                       nn.BatchNorm2D(widths[0]), nn.ReLU(), nn.MaxPool2D(3, stride=2, padding=1))
         stages, ch = [], widths[0]
         for i, (n, planes) in enumerate(zip(layers, widths)):

@@ -9,16 +9,17 @@ from typing import Tuple
 
 from paddle import nn
 
+from ._layers import Conv2D
 from ._registry import flat_features, register
 
 
 def _notebook_cnn(num_classes: int, in_channels: int, input_size: Tuple[int, int], dilation: int) -> nn.Sequential:
     """conv-ReLU-avgpool twice, then an MLP 256-128-num_classes, with the given conv dilation."""
     features = [
-        nn.Conv2D(in_channels, 16, kernel_size=3, padding=1, dilation=dilation),
+        Conv2D(in_channels, 16, kernel_size=3, padding=1, dilation=dilation),
         nn.ReLU(),
         nn.AvgPool2D(kernel_size=2),
-        nn.Conv2D(16, 32, kernel_size=3, padding=0, dilation=dilation),
+        Conv2D(16, 32, kernel_size=3, padding=0, dilation=dilation),
         nn.ReLU(),
         nn.AvgPool2D(kernel_size=2),
         nn.Flatten(),
