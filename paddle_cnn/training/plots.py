@@ -172,19 +172,24 @@ def input_grid(images: np.ndarray, probs: np.ndarray, class_names: Sequence[str]
 
 def cost_accuracy(results: Sequence[dict], path, title: str = "test accuracy against cost") -> Path:
     """Test accuracy of each run against its forward FLOPs per image and its seconds per epoch."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
+    colors = {r["net"]: f"C{i % 10}" for i, r in enumerate(results)}  # one colour per net in both panels
     for ax, key, label in ((axes[0], "flops", "forward MFLOPs per image (log)"),
                            (axes[1], "seconds_per_epoch", "seconds per training epoch on this machine (log)")):
         for r in results:
-            x = r.get(key)
-            if x is None:
+            if r.get(key) is None:
                 continue
-            x = x / 1e6 if key == "flops" else x
-            ax.scatter([x], [r["test"]["acc"]], s=30)
-            ax.annotate(r["net"], (x, r["test"]["acc"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+            x = r[key] / 1e6 if key == "flops" else r[key]
+            ax.scatter([x], [r["test"]["acc"]], s=40, color=colors[r["net"]], label=r["net"])
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.margins(x=0.15, y=0.15)
         ax.set_xlabel(label)
         ax.set_ylabel("test accuracy (10k images)")
         ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8, loc="upper left")
     fig.suptitle(title)
     return _save(fig, path)
