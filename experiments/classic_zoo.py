@@ -75,7 +75,7 @@ def finished(run_dir: Path) -> bool:
 def write_outputs(out: Path) -> List[dict]:
     """The zoo table and plots, from every finished run folder in ``out`` (cheapest net first)."""
     results = report.load_results(sorted(p for p in out.iterdir() if finished(p)))
-    results.sort(key=lambda r: (r.get("flops") or 0, r["net"]))
+    results.sort(key=lambda r: (r.get("flops") or 0, r["net"]))  # as python -m paddle_cnn.report --columns zoo
     if not results:
         return results
     atomic_write_text(out / "zoo.md", report.markdown_table(results, report.ZOO_COLUMNS) + "\n")

@@ -101,7 +101,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--columns", choices=sorted(TABLES), default="default",
                         help="which table: default (the experiments' comparison) or zoo (cost, accuracy, command)")
     args = parser.parse_args(argv)
-    print(markdown_table(load_results(args.run_dirs), TABLES[args.columns]))
+    results = load_results(args.run_dirs)
+    if args.columns == "zoo":  # cheapest net first, as experiments.classic_zoo writes zoo.md
+        results.sort(key=lambda r: (r.get("flops") or 0, r["net"]))
+    print(markdown_table(results, TABLES[args.columns]))
     return 0
 
 
