@@ -27,3 +27,12 @@ def conv_bn_relu(in_ch: int, out_ch: int, kernel_size=3, stride=1, padding: Opti
 def scaled(channels: int, width: float) -> int:
     """``channels`` times a width multiplier, at least 1."""
     return max(1, int(round(channels * width)))
+
+
+def dropout_mlp_head(n_in: int, hidden: int, num_classes: int, dropout: float = 0.5) -> nn.Sequential:
+    """AlexNet's and VGG's classifier: two ``hidden``-wide ReLU layers with dropout, then the logits."""
+    return nn.Sequential(
+        nn.Linear(n_in, hidden), nn.ReLU(), nn.Dropout(dropout),
+        nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
+        nn.Linear(hidden, num_classes),
+    )

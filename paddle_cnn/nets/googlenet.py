@@ -16,18 +16,9 @@ from typing import Optional, Sequence, Tuple
 import paddle
 from paddle import nn
 
-from ._blocks import scaled
+from ._blocks import conv_bn_relu, scaled
 from ._layers import Conv2D
 from ._registry import flat_features, register
-
-
-def _conv(in_ch: int, out_ch: int, kernel_size, batch_norm: bool) -> nn.Sequential:
-    """Conv with same padding, then BatchNorm (v2/v3) or nothing (v1), then ReLU."""
-    padding = [k // 2 for k in kernel_size] if isinstance(kernel_size, (tuple, list)) else kernel_size // 2
-    layers = [Conv2D(in_ch, out_ch, kernel_size, padding=padding, bias_attr=False if batch_norm else None)]
-    if batch_norm:
-        layers.append(nn.BatchNorm2D(out_ch))
-    return nn.Sequential(*layers, nn.ReLU())
 
 
 def conv_path(in_ch: int, out_ch: int, kernel_size: int = 3, reduce: Optional[int] = None,
@@ -41,14 +32,15 @@ def conv_path(in_ch: int, out_ch: int, kernel_size: int = 3, reduce: Optional[in
         raise ValueError(f"style must be 'v1', 'v2' or 'v3', got {style!r}")
     layers, ch = [], in_ch
     if reduce is not None:
-        layers.append(_conv(ch, reduce, 1, batch_norm))
+        layers.append(conv_bn_relu(ch, reduce, 1, batch_norm=batch_norm))
         ch = reduce
     kernels = [3, 3] if style != "v1" and kernel_size == 5 else [kernel_size]
     for k in kernels:
         if style == "v3" and k > 1:
-            layers += [_conv(ch, out_ch, (1, k), batch_norm), _conv(out_ch, out_ch, (k, 1), batch_norm)]
+            layers += [conv_bn_relu(ch, out_ch, (1, k), batch_norm=batch_norm),
+                       conv_bn_relu(out_ch, out_ch, (k, 1), batch_norm=batch_norm)]
         else:
-            layers.append(_conv(ch, out_ch, k, batch_norm))
+            layers.append(conv_bn_relu(ch, out_ch, k, batch_norm=batch_norm))
         ch = out_ch
     return nn.Sequential(*layers)
 
@@ -63,10 +55,10 @@ class Inception(nn.Layer):
         super().__init__()
         bn = style != "v1"
         self.out_channels = c1 + c2[1] + c3[1] + c4
-        self.p1 = _conv(in_ch, c1, 1, bn)
+        self.p1 = conv_bn_relu(in_ch, c1, 1, batch_norm=bn)
         self.p2 = conv_path(in_ch, c2[1], kernel, reduce=c2[0], style=style, batch_norm=bn)
         self.p3 = conv_path(in_ch, c3[1], 5, reduce=c3[0], style=style, batch_norm=bn)
-        self.p4 = nn.Sequential(nn.MaxPool2D(3, stride=1, padding=1), _conv(in_ch, c4, 1, bn))
+        self.p4 = nn.Sequential(nn.MaxPool2D(3, stride=1, padding=1), conv_bn_relu(in_ch, c4, 1, batch_norm=bn))
 
     def forward(self, x):
         return paddle.concat([self.p1(x), self.p2(x), self.p3(x), self.p4(x)], axis=1)
@@ -109,10 +101,11 @@ class GoogLeNet(nn.Layer):
         w = lambda c: scaled(c, width)  # noqa: E731
         bn = style != "v1"
         if small:
-            stem = [_conv(in_channels, w(64), 3, bn)]
+            stem = [conv_bn_relu(in_channels, w(64), 3, batch_norm=bn)]
         else:
             stem = [Conv2D(in_channels, w(64), 7, stride=2, padding=3), nn.ReLU(), nn.MaxPool2D(3, 2, padding=1)]
-        self.stem = nn.Sequential(*stem, _conv(w(64), w(64), 1, bn), _conv(w(64), w(192), 3, bn),
+        self.stem = nn.Sequential(*stem, conv_bn_relu(w(64), w(64), 1, batch_norm=bn),
+                                  conv_bn_relu(w(64), w(192), 3, batch_norm=bn),
                                   nn.MaxPool2D(3, 2, padding=1))
 
         def stage(specs, ch):

@@ -8,6 +8,7 @@ from typing import Sequence, Tuple
 
 from paddle import nn
 
+from ._blocks import dropout_mlp_head
 from ._layers import Conv2D
 from ._registry import flat_features, register
 
@@ -35,11 +36,7 @@ class VGG(nn.Layer):
             channels = out_channels
         self.features = nn.Sequential(*blocks, nn.Flatten())
         n_flat = flat_features(self.features, (in_channels, *input_size))
-        self.classifier = nn.Sequential(
-            nn.Linear(n_flat, hidden), nn.ReLU(), nn.Dropout(dropout),
-            nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
-            nn.Linear(hidden, num_classes),
-        )
+        self.classifier = dropout_mlp_head(n_flat, hidden, num_classes, dropout)
 
     def forward(self, x):
         return self.classifier(self.features(x))

@@ -35,7 +35,10 @@ def _without_processes(argv: Sequence[str]) -> List[str]:
     return out
 
 
-def relaunch(processes: int, script: Path, argv: Optional[Sequence[str]], log_dir: Path) -> Optional[int]:
+LOG_DIR = Path("runs") / "launch_logs"  # the launcher's per-rank worker logs
+
+
+def relaunch(processes: int, script: Path, argv: Optional[Sequence[str]], log_dir: Path = LOG_DIR) -> Optional[int]:
     """Run ``script argv`` on ``processes`` processes and return the job's exit status; None when
     there is nothing to do (one process, or already inside a launched job)."""
     if processes < 1:

@@ -65,10 +65,6 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7_919) % 2**31
 
 
-def is_main_process() -> bool:
-    return paddle.distributed.get_rank() == 0
-
-
 def world() -> Tuple[int, int]:
     """(rank, number of processes) of this data-parallel job; (0, 1) outside one.
 
@@ -77,6 +73,10 @@ def world() -> Tuple[int, int]:
     """
     env = paddle.distributed.ParallelEnv()
     return int(env.rank), max(int(env.nranks), 1)
+
+
+def is_main_process() -> bool:
+    return world()[0] == 0
 
 
 def select_device(device: str) -> str:
