@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from paddle_cnn.training import (
-    RunConfig, add_config_args, build_data, config_from_args, evaluate_network, load_model, train_and_evaluate,
+    add_config_args, build_data, config_from_args, evaluate_network, load_model, train_and_evaluate,
 )
 from paddle_cnn.cli import run_command
 from paddle_cnn.training.trainer import is_main_process

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from safetensors.numpy import load_file
 
 from paddle_cnn import nets
-from paddle_cnn.training import CheckpointError, RunConfig, train_and_evaluate
+from paddle_cnn.training import CheckpointError
 from paddle_cnn.training import checkpoint as ckpt
 from paddle_cnn.training.legacy import load_legacy_state_dict, load_legacy_weights
 

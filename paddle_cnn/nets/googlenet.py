@@ -11,7 +11,7 @@ inference, only the main logits are returned.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import paddle
 from paddle import nn
