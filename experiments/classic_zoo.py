@@ -17,13 +17,11 @@ from pathlib import Path
 from typing import Dict, List, Optional, Union
 
 from paddle_cnn import analysis, nets, report
-from paddle_cnn.cli import run_command
+from paddle_cnn.entry import run_command
 from paddle_cnn.fileio import atomic_write_text
-from paddle_cnn.training import RunConfig, add_config_args, build_data, train_and_evaluate
-from paddle_cnn.training import plots
+from paddle_cnn.training import RunConfig, RunDir, add_config_args, build_data, plots, train_and_evaluate
 from paddle_cnn.training.config import given_overrides
-from paddle_cnn.training.parallel import add_processes_arg, relaunch
-from paddle_cnn.training.trainer import is_main_process
+from paddle_cnn.training.parallel import add_processes_arg, is_main_process, relaunch
 
 # Shared by every recipe: z-scored inputs, AdamW with a one-cycle schedule (warm-up then
 # annealing, which converges in few epochs), batch 128 as Dive into Deep Learning uses.
@@ -81,8 +79,8 @@ def write_outputs(out: Path) -> List[dict]:
     atomic_write_text(out / "zoo.md", report.markdown_table(results, report.ZOO_COLUMNS) + "\n")
     atomic_write_text(out / "zoo.csv", report.csv_text(results, report.ZOO_COLUMNS))
     atomic_write_text(out / "zoo.json", json.dumps(results, indent=2) + "\n")
-    histories = {r["net"]: json.loads((Path(r["run_dir"]) / "checkpoints" / "latest" / "state.json")
-                                      .read_text(encoding="utf-8"))["history"] for r in results}
+    histories = {r["net"]: RunDir(r["run_dir"], writer=False).read_checkpoint("latest").run.history
+                 for r in results}
     plots.training_curves(histories, out / "curves.png", title="classic zoo on Fashion-MNIST")
     plots.cost_accuracy(results, out / "cost_accuracy.png")
     return results
@@ -110,7 +108,8 @@ def main(argv: Optional[List[str]] = None) -> Union[dict, int]:
                 print(f"\n=== {config.net}: finished already in {run_dir}, skipped (--overwrite retrains)")
                 continue
             info = nets.get_info(config.net)
-            cost = analysis.count_flops(nets.create(config.net), info.input_size)
+            cost = analysis.count_flops(nets.create(config.net, input_size=config.input_size or info.input_size[1:]),
+                                        (config.in_channels, *(config.input_size or info.input_size[1:])))
             print(f"\n=== {config.net}: {info.description}\n    {analysis.human(cost.flops)} FLOPs per image; "
                   f"{config.optimizer} lr {config.lr:g} {config.schedule}, {config.epochs} epochs, "
                   f"augment {config.augment}")

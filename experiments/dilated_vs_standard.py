@@ -21,9 +21,8 @@ from paddle_cnn import nets, report
 from paddle_cnn.training import RunConfig, add_config_args, build_data, softmax, train_and_evaluate
 from paddle_cnn.training import plots
 from paddle_cnn.training.config import given_overrides
-from paddle_cnn.training.parallel import add_processes_arg, relaunch
-from paddle_cnn.training.trainer import is_main_process
-from paddle_cnn.cli import run_command
+from paddle_cnn.training.parallel import add_processes_arg, is_main_process, relaunch
+from paddle_cnn.entry import run_command
 from paddle_cnn.fileio import atomic_write_text
 
 # The notebook's recipe: the only difference between the two runs is the net and its learning rate.
@@ -69,7 +68,7 @@ def main(argv: Optional[List[str]] = None) -> Union[dict, int]:
     data = build_data(configs[0])  # both nets see exactly the same data
     print(f"data: {len(data.train)} train / {len(data.val)} validation / {len(data.test)} test images")
 
-    results, logits = [], {}
+    results, logits, histories = [], {}, {}
     for config in configs:
         print(f"\n=== {config.net} (Adam lr {config.lr:g}, batch {config.batch_size}, {config.epochs} epochs)")
         paddle.summary(nets.create(config.net), (config.batch_size, 1, 28, 28))
@@ -77,7 +76,8 @@ def main(argv: Optional[List[str]] = None) -> Union[dict, int]:
         resume = args.resume is not None and (run_dir / "checkpoints" / "latest").exists()
         trainer, res = train_and_evaluate(config, run_dir, resume=resume, overwrite=args.overwrite, data=data)
         results.append(res)
-        logits[config.net] = np.load(run_dir / "predictions" / "test.npz")["logits"]
+        logits[config.net] = trainer.predictions["test"]  # in memory: on rank > 0 no file was written
+        histories[config.net] = trainer.state.history
 
     table = report.markdown_table(results)
     if not is_main_process():  # data-parallel run: only rank 0 writes
@@ -85,8 +85,6 @@ def main(argv: Optional[List[str]] = None) -> Union[dict, int]:
     atomic_write_text(out / "comparison.md", table + "\n")
     atomic_write_text(out / "comparison.json", json.dumps(results, indent=2) + "\n")
     atomic_write_text(out / "comparison.csv", report.csv_text(results))
-    histories = {c.net: json.loads((out / c.net / "checkpoints" / "latest" / "state.json").read_text())["history"]
-                 for c in configs}
     plots.training_curves(histories, out / "curves.png", title="standard vs dilated CNN on Fashion-MNIST")
     plots.sample_grid(data.train.images, data.train.labels, data.class_names, out / "sample_grid.png")
     pick = np.random.default_rng(configs[0].seed).choice(len(data.test), size=18, replace=False)

@@ -12,13 +12,13 @@ import argparse
 import dataclasses
 import json
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Union
 
 from paddle_cnn.training import (
     add_config_args, build_data, config_from_args, evaluate_network, load_model, train_and_evaluate,
 )
-from paddle_cnn.cli import run_command
-from paddle_cnn.training.trainer import is_main_process
+from paddle_cnn.entry import run_command
+from paddle_cnn.training.parallel import add_processes_arg, is_main_process, relaunch
 from paddle_cnn.fileio import atomic_write_text
 
 DEFAULTS = dict(net="lenet_subclassed", dataset="mnist", epochs=5, batch_size=64, optimizer="adam", lr=1e-3,
@@ -30,12 +30,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=Path("runs/lenet_mnist"), help="run folder")
     parser.add_argument("--resume-epochs", type=int, default=2, help="epochs to add when resuming")
     parser.add_argument("--overwrite", action="store_true", help="start again in a folder that holds a run")
+    add_processes_arg(parser)
     add_config_args(parser, skip=("dataset",))
     return parser
 
 
-def main(argv: Optional[List[str]] = None) -> dict:
+def main(argv: Optional[List[str]] = None) -> Union[dict, int]:
     args = build_parser().parse_args(argv)
+    status = relaunch(args.processes, Path(__file__), argv)
+    if status is not None:  # the job ran under paddle.distributed.launch; its exit status
+        return status
     config = config_from_args(args, **DEFAULTS)
     data = build_data(config)
     print(f"data: {len(data.train)} train / {len(data.val)} validation / {len(data.test)} test images")
@@ -46,7 +50,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
 
     net, _, state = load_model(args.out, "latest")
     reloaded = evaluate_network(net, data.test)
-    print(f"fresh model loaded from checkpoints/latest (epoch {state['epoch']}): test acc {reloaded['acc']:.4f}")
+    print(f"fresh model loaded from checkpoints/latest (epoch {state.run.epoch}): test acc {reloaded['acc']:.4f}")
     if abs(reloaded["acc"] - first["test"]["acc"]) > 1e-9:
         raise RuntimeError("the reloaded model does not reproduce the saved model's accuracy")
 

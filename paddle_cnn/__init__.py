@@ -4,12 +4,12 @@ import warnings
 
 __version__ = "0.1.0"
 
-# Paddle warns on every import that ccache (a C++ build cache) is missing; it matters only
-# when compiling custom operators, which paddle_cnn never does.
-warnings.filterwarnings("ignore", message="No ccache found")
-
 try:
-    import paddle  # noqa: F401
+    # Paddle warns on import that ccache (a C++ build cache) is missing; it matters only when
+    # compiling custom operators. Silenced for this import only, not for the user's program.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No ccache found")
+        import paddle  # noqa: F401
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise ImportError(
         "paddle_cnn needs PaddlePaddle, which is not installed in this Python "

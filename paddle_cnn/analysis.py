@@ -21,6 +21,8 @@ import numpy as np
 import paddle
 from paddle import nn
 
+from .nets._registry import probe
+
 __all__ = ["LayerRecord", "layer_table", "receptive_field", "format_table", "effective_kernel", "count_flops",
            "FlopCount"]
 
@@ -171,34 +173,41 @@ def layer_table(net: nn.Layer, input_shape: Sequence[int]) -> List[LayerRecord]:
     paths = {id(layer): path for path, layer in net.named_sublayers() if not layer.sublayers()}
     handles = [layer.register_forward_post_hook(hook)
                for _, layer in net.named_sublayers() if id(layer) in paths]
-    was_training = net.training
-    net.eval()
-    try:
-        x = paddle.zeros((1,) + input_shape, dtype="float32")
+    def run(x):
         fields[id(x)] = ((1,) * n_spatial, (1,) * n_spatial)
         seen.append(x)
-        with paddle.no_grad():
-            net(x)
+        return net(x)
+
+    try:
+        probe(net, input_shape, run=run)
     finally:
         for h in handles:
             h.remove()
-        if was_training:
-            net.train()
     return records
+
+
+def receptive_field_of(records: Sequence[LayerRecord]) -> Optional[Tuple[int, ...]]:
+    """Receptive field of the last spatial feature map in a :func:`layer_table`, None without one."""
+    fields = [r.receptive_field for r in records if r.receptive_field is not None]
+    return list(fields[-1]) if fields else None
+
+
+def cost_of(records: Sequence[LayerRecord]) -> Tuple[int, int]:
+    """(MACs, FLOPs) of one forward pass, summed over a :func:`layer_table`."""
+    return sum(r.macs for r in records), sum(r.flops for r in records)
 
 
 def receptive_field(net: nn.Layer, input_shape: Sequence[int]) -> Tuple[int, ...]:
     """Receptive field (per spatial dim) of the last spatial feature map of ``net``."""
-    fields = [r.receptive_field for r in layer_table(net, input_shape) if r.receptive_field is not None]
-    if not fields:
+    field = receptive_field_of(layer_table(net, input_shape))
+    if field is None:
         raise ValueError(f"{type(net).__name__} has no spatial layers to compute a receptive field for")
-    return fields[-1]
+    return tuple(field)
 
 
 def count_flops(net: nn.Layer, input_shape: Sequence[int]) -> FlopCount:
     """MACs and FLOPs of one forward pass of one sample of ``input_shape`` (C, ...) in eval mode."""
-    records = layer_table(net, input_shape)
-    return FlopCount(sum(r.macs for r in records), sum(r.flops for r in records))
+    return FlopCount(*cost_of(layer_table(net, input_shape)))
 
 
 def human(n: float) -> str:

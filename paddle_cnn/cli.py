@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Callable, List, Optional
 
 from paddle_cnn import analysis, nets
+from paddle_cnn.entry import run_command
+from paddle_cnn.errors import ConfigError
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -60,12 +62,13 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from paddle_cnn.training import RunConfig, train_and_evaluate
     from paddle_cnn.training.config import given_overrides
-    from paddle_cnn.training.parallel import relaunch
-    from paddle_cnn.training.trainer import is_main_process
+    from paddle_cnn.training.parallel import is_main_process, relaunch
 
     overrides = given_overrides(args)
     if args.resume:
         run_dir = args.resume
+        if not run_dir.is_dir():
+            raise ConfigError(f"--resume {run_dir}: not a run folder ({'a file' if run_dir.exists() else 'missing'})")
         config = dataclasses.replace(RunConfig.load(run_dir / "config.json"), **overrides).validate()
     else:
         run_dir = args.out or Path("runs") / overrides.get("net", RunConfig.net)
@@ -83,17 +86,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from paddle_cnn.training import RunConfig, build_data, evaluate_network, load_model
+    from paddle_cnn.training import build_data, evaluate_network, load_model
 
-    config = RunConfig.load(args.run_dir / "config.json")
-    if args.data_dir:
-        config = dataclasses.replace(config, data_dir=args.data_dir)
-    net, _, state = load_model(args.run_dir, args.which)
+    net, config, state = load_model(args.run_dir, args.which)
+    moved = {k: getattr(args, k) for k in ("data_dir", "train_csv", "test_csv") if getattr(args, k)}
+    config = dataclasses.replace(config, **moved).with_absolute_paths()
     data = build_data(config)
     for split in args.split:
         m = evaluate_network(net, getattr(data, split))
         print(f"{split}: loss {m['loss']:.4f}  acc {m['acc']:.4f}  (n={m['n']}, {config.net}, "
-              f"checkpoint {args.which} = epoch {state['epoch']})")
+              f"checkpoint {args.which} = epoch {state.run.epoch})")
     return 0
 
 
@@ -104,19 +106,21 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from paddle_cnn.inference import open_predictor
 
     predictor = open_predictor(args.model, args.which)
-    meta = predictor.meta
+    meta, contract = predictor.meta, predictor.contract
     names = meta["classes"][args.lang]
+    if not 1 <= args.top_k <= len(names):
+        raise ConfigError(f"--top-k must be between 1 and the {len(names)} classes, got {args.top_k}")
     prepared, shown, failures = [], [], 0
     for path in args.images:
         try:
-            prepared.append(I.load_for_model(path, meta["dataset"], args.invert))
+            prepared.append(I.load_for_model(path, contract, args.invert))
             shown.append(path)
         except I.ImageError as exc:
             print(f"paddle-cnn: error: {exc}", file=sys.stderr)
             failures += 1
     if prepared:
         probs = predictor.probabilities(np.stack([p.image for p in prepared]))
-        k = min(args.top_k, probs.shape[1])
+        k = args.top_k
         for path, p, prep in zip(shown, probs, prepared):
             top = np.argsort(-p)[:k]
             ranked = "  ".join(f"{names[i]} {p[i]:.3f}" for i in top)
@@ -173,7 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=Path)
     p.add_argument("--which", default="best", help="best, latest or epoch_N (default: best)")
     p.add_argument("--split", nargs="+", default=["val", "test"], choices=["train", "val", "test"])
-    p.add_argument("--data-dir", default=None, help="where the data is now, if it moved since training")
+    p.add_argument("--data-dir", default=None, help="where the IDX data is now, if it moved since training")
+    p.add_argument("--train-csv", default=None, help="the training CSV, if the run used one and it moved")
+    p.add_argument("--test-csv", default=None, help="the test CSV, if the run used one and it moved")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("predict", help="top-k classes for your own image files (PNG, JPEG, ...)")
@@ -197,28 +203,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def user_errors() -> tuple:
-    """Exceptions that describe a problem with the user's input, shown as one line instead of a traceback."""
-    from paddle_cnn.datasets import DataError
-    from paddle_cnn.nets import UnknownNetError
-    from paddle_cnn.training import CheckpointError, ConfigError, RunDirError
-
-    return (DataError, UnknownNetError, CheckpointError, ConfigError, RunDirError, FloatingPointError,
-            FileNotFoundError, FileExistsError, ValueError)
-
-
-def run_command(main: Callable[[Optional[List[str]]], object], argv: Optional[List[str]] = None,
-                prog: str = "paddle-cnn") -> int:
-    """Run ``main(argv)``; a user error becomes one line on stderr and exit status 2."""
-    try:
-        result = main(argv)
-    except user_errors() as exc:
-        message = str(exc).strip().splitlines()
-        print(f"{prog}: error: {message[0] if message else type(exc).__name__}", file=sys.stderr)
-        for extra in message[1:]:  # e.g. the list of missing data files and where to put them
-            print(f"  {extra.strip()}", file=sys.stderr)
-        return 2
-    return result if isinstance(result, int) else 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:

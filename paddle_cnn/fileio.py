@@ -26,6 +26,12 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: PathLike, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` then move the finished, fsynced file to ``path``."""
     path = Path(path)
@@ -33,6 +39,7 @@ def atomic_write(path: PathLike, write: Callable[[str], None]) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the user's files get their usual mode
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())

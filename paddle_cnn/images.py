@@ -14,13 +14,15 @@ from typing import Union
 import cv2
 import numpy as np
 
+from .errors import UserError
+
 PathLike = Union[str, Path]
 
 # How each dataset frames its objects: (side of the box the object is fitted into, canvas side).
 FRAMING = {"fashion-mnist": (28, 28), "mnist": (20, 28)}
 
 
-class ImageError(ValueError):
+class ImageError(UserError):
     """A file that cannot be used as an input image; the message names the file."""
 
 
@@ -33,6 +35,8 @@ class Prepared:
 def read_image(path: PathLike) -> np.ndarray:
     """Any image OpenCV can decode (PNG, JPEG, BMP, ...), as uint8 grey or BGR(A); clear errors otherwise."""
     path = Path(path)
+    if path.is_dir():
+        raise ImageError(f"{path}: is a directory, not an image file")
     if not path.is_file():
         raise ImageError(f"{path}: file not found")
     raw = np.fromfile(str(path), dtype=np.uint8)  # np.fromfile + imdecode also handles non-ASCII paths
@@ -45,18 +49,52 @@ def read_image(path: PathLike) -> np.ndarray:
         image = (image / 257).astype(np.uint8)
     elif image.dtype != np.uint8:
         raise ImageError(f"{path}: unsupported pixel type {image.dtype}")
-    return image
+    return apply_orientation(image, exif_orientation(path))
+
+
+# EXIF orientation tag (0x0112) -> how to turn the stored pixels upright, as cameras intend.
+_ORIENT = {
+    2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+    5: lambda a: np.swapaxes(a, 0, 1), 6: lambda a: np.rot90(a, -1), 7: lambda a: np.rot90(a, 1)[::-1],
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+def exif_orientation(path: Path) -> int:
+    """The EXIF orientation of any format Pillow reads EXIF from (JPEG, PNG, WebP, TIFF); 1 if none.
+    OpenCV's IMREAD_UNCHANGED, which keeps the alpha channel, does not apply it."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            value = im.getexif().get(0x0112, 1)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return 1
+    return value if isinstance(value, int) else 1
+
+
+def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
+    turn = _ORIENT.get(orientation)
+    return image if turn is None else np.ascontiguousarray(turn(image))
 
 
 def to_grey(image: np.ndarray) -> np.ndarray:
-    """uint8 grey from grey, BGR or BGRA (transparent pixels become white, like a page)."""
+    """uint8 grey from grey, BGR, grey+alpha or BGRA.
+
+    Transparent pixels are composited onto black for a light object and onto white for a dark
+    one (judged from the opaque pixels), so the object stays visible whatever its colour.
+    """
     if image.ndim == 2:
         return image
-    if image.shape[2] == 4:
-        alpha = image[:, :, 3:4].astype(np.float32) / 255.0
-        bgr = image[:, :, :3].astype(np.float32) * alpha + 255.0 * (1 - alpha)
-        image = bgr.astype(np.uint8)
-    elif image.shape[2] == 1:
+    if image.shape[2] in (2, 4):
+        colour, alpha = image[:, :, :-1], image[:, :, -1].astype(np.float32) / 255.0
+        grey = (colour[:, :, 0] if colour.shape[2] == 1 else cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY))
+        grey = grey.astype(np.float32)
+        opaque = alpha > 0.5
+        light_object = opaque.any() and float(grey[opaque].mean()) > 127
+        background = 0.0 if light_object else 255.0
+        return np.clip(grey * alpha + background * (1 - alpha) + 0.5, 0, 255).astype(np.uint8)
+    if image.shape[2] == 1:
         return image[:, :, 0]
     return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
 
@@ -99,11 +137,13 @@ def prepare(image: np.ndarray, dataset: str = "fashion-mnist", invert: str = "au
     return Prepared(out, inverted)
 
 
-def load_for_model(path: PathLike, dataset: str = "fashion-mnist", invert: str = "auto") -> Prepared:
-    return prepare(read_image(path), dataset, invert)
+def load_for_model(path: PathLike, contract, invert: str = "auto") -> Prepared:
+    """An image file prepared as the run's data was: framed like its dataset (28x28), then resized to
+    the contract's H x W with the same interpolation the training loader used."""
+    prepared = prepare(read_image(path), contract.dataset, invert)
+    if prepared.image.shape != (contract.height, contract.width):
+        from .training.data import Resize
 
-
-def scale(images: np.ndarray, mean: float, std: float) -> np.ndarray:
-    """uint8 (N, H, W) -> float32 (N, 1, H, W), the training normalisation: (x / 255 - mean) / std."""
-    return ((images.astype(np.float32) / 255.0 - mean) / std)[:, None]
-
+        prepared = Prepared(Resize((contract.height, contract.width))(prepared.image[:, :, None])[:, :, 0],
+                            prepared.inverted)
+    return prepared

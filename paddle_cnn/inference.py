@@ -1,7 +1,8 @@
 """Use a trained model: predict from a run folder (dygraph) or from an export (Paddle Inference only).
 
 ``export_run`` writes ``model.json``/``model.pdiparams`` with ``paddle.jit.save`` (dynamic batch)
-and ``paddle_cnn_export.json`` (net, classes, normalisation, input shape). The exported files are
+and ``paddle_cnn_export.json``: the net, the checkpoint it came from with its accuracy, and the
+input contract (shape, normalisation, class names) that ``predict`` reads. The exported files are
 Paddle's inference format; reading them does not unpickle anything.
 """
 from __future__ import annotations
@@ -15,26 +16,27 @@ import numpy as np
 import paddle
 
 from . import datasets as D
+from .contract import InputContract
+from .errors import UserError
 from .fileio import atomic_write_text
-from .training.evaluation import softmax
+from .training.evaluation import predict_logits, softmax
 
 PathLike = Union[str, Path]
 EXPORT_META = "paddle_cnn_export.json"
-EXPORT_FORMAT = "paddle_cnn.export.v1"
+EXPORT_FORMAT = "paddle_cnn.export.v2"  # v2: the input contract under "input"
 
 
 def _meta_from_run(config, state, which: str, run_dir: Path) -> Dict[str, Any]:
-    mean, std = D.mean_std(config.normalize)
+    run = state.run
     return {
         "format": EXPORT_FORMAT,
         "net": config.net,
         "dataset": config.dataset,
         "classes": {lang: D.class_names(config.dataset, lang) for lang in ("en", "zh")},
-        "normalize": config.normalize,
-        "mean": mean,
-        "std": std,
-        "input_shape": state.get("input_shape") or [1, 28, 28],
-        "source": {"run_dir": str(run_dir), "checkpoint": which, "epoch": state.get("epoch")},
+        "input": state.input.to_dict(),
+        "source": {"run_dir": str(Path(run_dir).absolute()), "checkpoint": which, "epoch": run.epoch,
+                   "val_acc": run.history[-1].val_acc if run.history else None,
+                   "best_val_acc": run.best_val_acc, "best_epoch": run.best_epoch},
     }
 
 
@@ -47,12 +49,15 @@ def export_run(run_dir: PathLike, which: str = "best", out: Optional[PathLike] =
 
     run_dir = Path(run_dir)
     out = Path(out) if out is not None else run_dir / "export"
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: is a file, not an export folder")
     if out.exists() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out} already holds files; pass --overwrite to replace the export")
+        raise UserError(f"{out} already holds files; pass --overwrite to replace the export")
     net, config, state = load_model(run_dir, which)
     meta = _meta_from_run(config, state, which, run_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paddle.jit.save(net, str(out / "model"), input_spec=[InputSpec([None, *meta["input_shape"]], "float32", "image")])
+    shape = list(state.input.shape)
+    paddle.jit.save(net, str(out / "model"), input_spec=[InputSpec([None, *shape], "float32", "image")])
     atomic_write_text(out / EXPORT_META, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     return out
 
@@ -65,14 +70,11 @@ class DygraphPredictor:
 
         self.net, config, state = load_model(run_dir, which)
         self.meta = _meta_from_run(config, state, which, Path(run_dir))
+        self.contract = state.input
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
-        """uint8 (N, H, W) -> class probabilities (N, classes)."""
-        from .images import scale
-
-        with paddle.no_grad():
-            logits = self.net(paddle.to_tensor(scale(images, self.meta["mean"], self.meta["std"]))).numpy()
-        return softmax(logits)
+        """uint8 grey (N, H, W) at the contract's size -> class probabilities (N, classes)."""
+        return softmax(predict_logits(self.net, self.contract.normalize_images(images)))
 
 
 class InferencePredictor:
@@ -85,13 +87,14 @@ class InferencePredictor:
         meta_path = export_dir / EXPORT_META
         try:
             self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{meta_path}: unreadable export metadata ({exc})") from None
-        if self.meta.get("format") != EXPORT_FORMAT:
-            raise ValueError(f"{meta_path}: not a {EXPORT_FORMAT} export")
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise UserError(f"{meta_path}: unreadable export metadata ({exc})") from None
+        if not isinstance(self.meta, dict) or self.meta.get("format") != EXPORT_FORMAT:
+            raise UserError(f"{meta_path}: not a {EXPORT_FORMAT} export")
+        self.contract = InputContract.from_dict(self.meta.get("input"), f"{meta_path}: key 'input'")
         model_file = next((export_dir / n for n in ("model.json", "model.pdmodel") if (export_dir / n).is_file()), None)
         if model_file is None or not (export_dir / "model.pdiparams").is_file():
-            raise ValueError(f"{export_dir}: model.json (or model.pdmodel) and model.pdiparams are missing")
+            raise UserError(f"{export_dir}: model.json (or model.pdmodel) and model.pdiparams are missing")
         config = inference.Config(str(model_file), str(export_dir / "model.pdiparams"))
         config.disable_gpu()
         config.enable_mkldnn()
@@ -102,9 +105,7 @@ class InferencePredictor:
         self._output = self._predictor.get_output_handle(self._predictor.get_output_names()[0])
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
-        from .images import scale
-
-        x = scale(images, self.meta["mean"], self.meta["std"])
+        x = self.contract.normalize_images(images)
         self._input.reshape(list(x.shape))
         self._input.copy_from_cpu(np.ascontiguousarray(x))
         self._predictor.run()
@@ -118,4 +119,4 @@ def open_predictor(path: PathLike, which: str = "best"):
         return InferencePredictor(path)
     if (path / "config.json").is_file():
         return DygraphPredictor(path, which)
-    raise FileNotFoundError(f"{path}: neither a run folder (config.json) nor an export ({EXPORT_META})")
+    raise UserError(f"{path}: neither a run folder (config.json) nor an export ({EXPORT_META})")

@@ -68,7 +68,9 @@ def load_results(run_dirs: Iterable[Path]) -> List[dict]:
         path = Path(d) / "results.json"
         if not path.is_file():
             raise FileNotFoundError(f"{path}: missing; has this run finished?")
-        out.append(json.loads(path.read_text(encoding="utf-8")))
+        results = json.loads(path.read_text(encoding="utf-8"))
+        results["run_dir"] = str(Path(d).absolute())  # where it is now, whatever the folder was called then
+        out.append(results)
     return out
 
 

@@ -7,8 +7,12 @@ import cv2
 import numpy as np
 import pytest
 
+from paddle_cnn import datasets as D
 from paddle_cnn import images as I
+from paddle_cnn.contract import InputContract
 from paddle_cnn.inference import DygraphPredictor, InferencePredictor
+
+FASHION_28 = InputContract(1, 28, 28, "fashion-mnist", "unit", 0.0, 1.0, D.class_names("fashion-mnist"))
 
 
 def _cli(*args, timeout=600):
@@ -82,9 +86,9 @@ def test_predict_prints_top_k_and_reports_bad_files_per_file(trained_run, image_
 
 def test_white_background_photo_becomes_the_training_polarity(image_files):
     d, _ = image_files
-    dark = I.load_for_model(d / "dark_bg.png")
-    photo = I.load_for_model(d / "white_bg_photo.jpg")
-    wide = I.load_for_model(d / "wide_white.png")
+    dark = I.load_for_model(d / "dark_bg.png", FASHION_28)
+    photo = I.load_for_model(d / "white_bg_photo.jpg", FASHION_28)
+    wide = I.load_for_model(d / "wide_white.png", FASHION_28)
     assert photo.inverted and wide.inverted and not dark.inverted
     for p in (dark, photo, wide):
         assert p.image.shape == (28, 28) and p.image.dtype == np.uint8
@@ -125,7 +129,7 @@ def test_export_then_predict_from_the_export_gives_the_same_probabilities(traine
 def test_errors_are_one_clear_line(trained_run, tmp_path):
     run, _, _ = trained_run
     cases = [
-        (("evaluate", tmp_path / "nowhere"), "no config.json here"),
+        (("evaluate", tmp_path / "nowhere"), "no such run folder"),
         (("predict", tmp_path, "x.png"), "neither a run folder"),
         (("train", "--net", "resnet9000", "--out", tmp_path / "r"), "unknown network 'resnet9000'"),
         (("train", "--resume", run, "--lr", "0.5"), "disagrees with the run's config.json"),

@@ -48,14 +48,14 @@ def _metrics(run_dir):
 def _train_args(csvs, out, epochs):
     train, test = csvs
     return ["train", "--net", "standard_cnn", "--train-csv", train, "--test-csv", test, "--val-size", 80,
-            "--epochs", epochs, "--batch-size", 32, "--log-every", 1000, "--out", out]
+            "--epochs", epochs, "--batch-size", 32, "--log-every", 1000, "--augment", "flip-crop", "--out", out]
 
 
 def test_two_processes_match_one_and_resume(tmp_path, synthetic_csvs):
     train, test = synthetic_csvs
     single = tmp_path / "single"
     config = RunConfig(net="standard_cnn", train_csv=str(train), test_csv=str(test), val_size=80, epochs=2,
-                       batch_size=32, log_every=1000)
+                       batch_size=32, log_every=1000, augment="flip-crop")
     _, want = train_and_evaluate(config, single, verbose=False)
 
     # Two processes: 1 epoch (paddle-cnn's --processes relaunches itself under the launcher), then
@@ -71,8 +71,10 @@ def test_two_processes_match_one_and_resume(tmp_path, synthetic_csvs):
 
     got = json.loads((two / "results.json").read_text())
     assert got["epochs"] == 2 and got["processes"] == 2 and want["processes"] == 1
-    assert got["test"]["acc"] == want["test"]["acc"]
+    assert got["test"]["acc"] == want["test"]["acc"] and got["test"]["n"] == want["test"]["n"] == 120
+    assert got["val"]["n"] == 80  # sharded evaluation gathered once: no duplicated rows
     assert got["test"]["loss"] == pytest.approx(want["test"]["loss"], rel=1e-4)
+    assert len(_metrics(two)) == len(_metrics(single)) == 2
     for a, b in zip(_metrics(two), _metrics(single)):
         for key in ("train_loss", "val_loss", "val_acc"):
             assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), (key, a, b)
@@ -100,21 +102,52 @@ def test_an_experiment_runs_data_parallel(tmp_path, synthetic_csvs):
     assert (out / "curves.png").stat().st_size > 0
 
 
-def test_each_process_takes_its_share_of_every_global_batch():
+def test_each_process_takes_its_equal_share_of_every_global_batch():
     from paddle_cnn.datasets import ArrayDataset
+    from paddle_cnn.errors import ConfigError
 
-    images = np.arange(103 * 4, dtype=np.uint8).reshape(103, 2, 2)
-    ds = ArrayDataset(images, np.arange(103) % 10)
-    one = ds.loader(32, shuffle=True, seed=5)
-    ranks = [ds.loader(32, shuffle=True, seed=5, rank=r, world_size=3) for r in range(3)]
+    images = np.arange(102 * 4, dtype=np.uint8).reshape(102, 2, 2)
+    ds = ArrayDataset(images, np.arange(102) % 10)
+    one = ds.loader(30, shuffle=True, seed=5)
+    ranks = [ds.loader(30, shuffle=True, seed=5, rank=r, world_size=3) for r in range(3)]
     for loader in [one] + ranks:
         loader.set_epoch(2)
-    assert len(one) == 4 and all(len(r) == 4 for r in ranks)  # last global batch: 7 images >= 3 processes
+    assert len(one) == 4 and all(len(r) == 4 for r in ranks)  # last global batch: 12 images, 4 per process
     for whole, *parts in zip(one, *ranks):
-        sizes = [len(p[1]) for p in parts]
-        assert max(sizes) - min(sizes) <= 1
+        assert len({len(p[1]) for p in parts}) == 1  # equal shares: averaged gradients equal one process's
         np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), whole[0])
-    # A last global batch smaller than the number of processes is dropped by every process.
-    assert len(ArrayDataset(images[:65], np.zeros(65, np.int64)).loader(32, rank=0, world_size=2)) == 2
-    with pytest.raises(ValueError, match="smaller than the 4 processes"):
-        ds.loader(2, rank=0, world_size=4)
+    # Uneven shares (a batch, or the last batch, that does not divide by the processes) are refused.
+    with pytest.raises(ConfigError, match="gives a batch of 32, which does not split evenly over 3"):
+        ds.loader(32, rank=0, world_size=3)
+    with pytest.raises(ConfigError, match="gives a batch of 2, which does not split evenly over 4"):
+        ArrayDataset(images[:62], np.zeros(62, np.int64)).loader(20, rank=0, world_size=4)
+
+
+def _experiment(tmp_path, module, *args):
+    res = subprocess.run([sys.executable, "-m", module, *map(str, args), "--processes", "2"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=900, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    logs = tmp_path / "runs" / "launch_logs"
+    worker1 = (logs / "workerlog.1").read_text(errors="replace") if (logs / "workerlog.1").exists() else ""
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:] + worker1[-3000:]
+    assert "launching 2 processes" in res.stdout
+    return res
+
+
+def test_dilated_vs_standard_runs_on_two_processes(tmp_path, synthetic_csvs):
+    train, test = synthetic_csvs
+    out = tmp_path / "exp"
+    _experiment(tmp_path, "experiments.dilated_vs_standard", "--train-csv", train, "--test-csv", test,
+                "--val-size", 80, "--epochs", 1, "--batch-size", 32, "--log-every", 1000, "--out", out)
+    results = json.loads((out / "comparison.json").read_text())
+    assert {r["net"] for r in results} == {"standard_cnn", "dilated_cnn"}
+    assert all(r["processes"] == 2 and r["test"]["n"] == 120 and r["val"]["n"] == 80 for r in results)
+    assert (out / "predictions.png").stat().st_size > 0
+
+
+def test_lenet_mnist_runs_on_two_processes(tmp_path, synthetic_idx_root):
+    out = tmp_path / "lenet"
+    _experiment(tmp_path, "experiments.lenet_mnist", "--data-dir", synthetic_idx_root, "--no-verify-md5",
+                "--epochs", 1, "--resume-epochs", 1, "--val-size", 60, "--out", out, "--log-every", 1000)
+    summary = json.loads((out / "lenet_mnist.json").read_text())
+    assert summary["resumed"]["epochs"] == 2 and summary["resumed"]["processes"] == 2
+    assert summary["reloaded_test_acc"] == summary["first"]["test"]["acc"]

@@ -111,7 +111,7 @@ def _drive(csvs, run_dir, mode, crash_at=None):
 def _final_numbers(run_dir):
     weights = load_file(str(run_dir / "checkpoints" / "latest" / "model.safetensors"))
     results = json.loads((run_dir / "results.json").read_text())
-    history = json.loads((run_dir / "checkpoints" / "latest" / "state.json").read_text())["history"]
+    history = json.loads((run_dir / "checkpoints" / "latest" / "state.json").read_text())["run"]["history"]
     return weights, results, history
 
 
@@ -136,6 +136,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, synthetic_cs
     for k in w_a:
         np.testing.assert_allclose(w_a[k], w_b[k], rtol=1e-6, atol=1e-7, err_msg=k)
     assert r_a["test"] == pytest.approx(r_b["test"], rel=1e-6) and r_a["val"] == pytest.approx(r_b["val"], rel=1e-6)
+    assert len(h_a) == len(h_b) == 3
     assert [h["val_acc"] for h in h_a] == pytest.approx([h["val_acc"] for h in h_b])
     assert not list((tmp_path / "killed" / "checkpoints").glob(".tmp-*"))
     for epoch in (1, 2, 3):
@@ -187,3 +188,10 @@ def test_mutated_checkpoint_files_load_or_raise_our_error(tmp_path, saved_checkp
             ckpt.load_weights(work, net)
     except CheckpointError as exc:
         assert str(work) in str(exc)
+        return
+    if target == "model.safetensors":  # checksummed: any change to the tensor file must be refused
+        assert mutated == source.read_bytes(), "a changed model.safetensors loaded silently"
+    if target != "legacy":  # whatever state.json says, the weights loaded are exactly the saved ones
+        saved = load_file(str(folder / "model.safetensors"))
+        for k, v in net.state_dict().items():
+            np.testing.assert_array_equal(v.numpy(), saved[k], err_msg=k)

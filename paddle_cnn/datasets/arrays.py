@@ -8,6 +8,7 @@ from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import paddle
 
+from ..errors import ConfigError
 from . import csv_format, idx
 
 PathLike = Union[str, Path]
@@ -56,14 +57,17 @@ def mean_std(normalize: Normalize) -> Tuple[float, float]:
 class ArrayDataset(paddle.io.Dataset):
     """Images (N, H, W) uint8 with labels (N,) int64, or without labels.
 
-    Items are ``(image float32 [1, H, W], label int64 [1])`` like ``paddle.vision`` datasets; an
+    Items are ``(image float32 [C, H, W], label int64 [1])`` like ``paddle.vision`` datasets; an
     unlabelled dataset yields ``(image,)`` only, so nothing downstream mistakes a made-up label
-    for a real one. ``transform`` gets the uint8 (H, W, 1) image; if it returns uint8, scaling
-    and ``normalize`` are applied afterwards, otherwise its output is used as it is.
+    for a real one. ``transform`` gets the uint8 (H, W, 1) image, and, if it has ``takes_rng = True``, a numpy
+    Generator seeded by (``seed``, epoch, index) only, so an augmented item is the same whatever process,
+    batch or resume draws it; if it returns uint8, scaling and ``normalize`` are applied afterwards.
+    ``channels`` > 1 repeats the grey image (for nets built for colour input).
     """
 
     def __init__(self, images: np.ndarray, labels: Optional[np.ndarray] = None, *,
-                 transform: Optional[Callable] = None, normalize: Normalize = "unit", source: str = "<arrays>"):
+                 transform: Optional[Callable] = None, normalize: Normalize = "unit", source: str = "<arrays>",
+                 channels: int = 1, seed: int = 0):
         super().__init__()
         images = np.asarray(images)
         if images.dtype != np.uint8 or images.ndim != 3:
@@ -77,6 +81,9 @@ class ArrayDataset(paddle.io.Dataset):
         self.transform = transform
         self.normalize = normalize
         self.source = source
+        self.channels = channels
+        self.seed = seed
+        self.epoch = 0  # the epoch __getitem__ draws augmentations for; BatchLoader passes its own
         self._shift, self._scale = mean_std(normalize)
 
     @property
@@ -87,18 +94,19 @@ class ArrayDataset(paddle.io.Dataset):
         return len(self.images)
 
     def scale(self, images_uint8: np.ndarray) -> np.ndarray:
-        """uint8 images (..., H, W) -> float32 (..., 1, H, W) scaled and normalised, in one array op."""
-        x = images_uint8.astype(np.float32)[..., None, :, :]
-        x *= np.float32(1.0 / (255.0 * self._scale))
-        if self._shift:
-            x -= np.float32(self._shift / self._scale)
-        return x
+        """uint8 images (..., H, W) -> float32 (..., C, H, W) scaled and normalised, in one array op."""
+        from ..contract import normalize
 
-    def image(self, index: int):
+        return normalize(images_uint8, self._shift, self._scale, self.channels)
+
+    def image(self, index: int, epoch: Optional[int] = None):
         img = self.images[index]
         if self.transform is None:
             return self.scale(img)
-        out = self.transform(img[:, :, None])
+        rng = np.random.default_rng([self.seed, self.epoch if epoch is None else epoch, int(index)])
+        # Our transforms take the generator; others (paddle.vision.transforms) take the image only.
+        out = self.transform(img[:, :, None], rng) if getattr(self.transform, "takes_rng", False) \
+            else self.transform(img[:, :, None])
         if isinstance(out, np.ndarray) and out.dtype == np.uint8:
             return self.scale(out.reshape(out.shape[:2]))
         return out
@@ -112,9 +120,9 @@ class ArrayDataset(paddle.io.Dataset):
     def subset(self, indices: Sequence[int]) -> "ArrayDataset":
         """A new dataset holding only ``indices`` (copied, so the parent can be freed)."""
         indices = np.asarray(indices, dtype=np.int64)
-        sub = ArrayDataset(self.images[indices], None if self.labels is None else self.labels[indices],
-                           transform=self.transform, normalize=self.normalize, source=self.source)
-        return sub
+        return ArrayDataset(self.images[indices], None if self.labels is None else self.labels[indices],
+                            transform=self.transform, normalize=self.normalize, source=self.source,
+                            channels=self.channels, seed=self.seed)
 
     def loader(self, batch_size: int = 64, shuffle: bool = False, drop_last: bool = False,
                seed: int = 0, rank: int = 0, world_size: int = 1) -> "BatchLoader":
@@ -131,9 +139,9 @@ class BatchLoader:
     Datasets with a per-item ``transform`` fall back to calling it item by item.
 
     For data-parallel training with ``world_size`` processes, ``batch_size`` is the global batch:
-    every process draws the same order and takes its ``rank``'s share of each global batch, so
-    averaged gradients equal those of one process with the whole batch. A last global batch
-    smaller than ``world_size`` is dropped (every process must take the same number of steps).
+    every process draws the same order and takes its ``rank``'s equal share of each global batch,
+    so averaged gradients equal those of one process with the whole batch. That needs every
+    global batch, the last one included, to divide evenly; other sizes are refused.
     """
 
     def __init__(self, dataset: ArrayDataset, batch_size: int = 64, *, shuffle: bool = False,
@@ -142,8 +150,7 @@ class BatchLoader:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if not 0 <= rank < world_size:
             raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
-        if batch_size < world_size:
-            raise ValueError(f"batch_size {batch_size} is smaller than the {world_size} processes sharing it")
+        check_even_shards(len(dataset), batch_size, world_size, drop_last)
         self.rank, self.world_size = rank, world_size
         self.dataset = dataset
         self.batch_size = batch_size
@@ -156,9 +163,8 @@ class BatchLoader:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        n = len(self.dataset)
-        full, rest = divmod(n, self.batch_size)
-        return full + (1 if rest and not self.drop_last and rest >= self.world_size else 0)
+        full, rest = divmod(len(self.dataset), self.batch_size)
+        return full + (1 if rest and not self.drop_last else 0)
 
     def order(self) -> np.ndarray:
         n = len(self.dataset)
@@ -172,16 +178,29 @@ class BatchLoader:
         for b in range(len(self)):
             idx_ = order[b * self.batch_size:(b + 1) * self.batch_size]
             if self.world_size > 1:
-                idx_ = np.array_split(idx_, self.world_size)[self.rank]
+                idx_ = np.split(idx_, self.world_size)[self.rank]
             if ds.transform is None:
                 images = ds.scale(ds.images[idx_])
             else:
-                images = np.stack([np.asarray(ds.image(i), dtype=np.float32) for i in idx_])
+                images = np.stack([np.asarray(ds.image(i, self.epoch), dtype=np.float32) for i in idx_])
             if ds.labels is None:
                 yield [images]
             else:
                 yield [images, ds.labels[idx_][:, None]]
         self.epoch += 1
+
+
+def check_even_shards(n: int, batch_size: int, world_size: int, drop_last: bool = False) -> None:
+    """Refuse a global batch size whose batches (the last one too) do not split evenly over the
+    processes: an uneven share would weight some images more than one process does."""
+    if world_size == 1:
+        return
+    last = n % batch_size
+    bad = [size for size in (batch_size, 0 if drop_last else last) if size % world_size]
+    if bad:
+        raise ConfigError(f"{n} images in global batches of {batch_size} give a batch of {bad[0]}, which does not "
+                         f"split evenly over {world_size} processes; choose a batch size that divides by "
+                         f"{world_size} and leaves a last batch that does too")
 
 
 def split_indices(n: int, val_size: int = 1000, method: str = "tail", seed: int = 0,
@@ -195,7 +214,7 @@ def split_indices(n: int, val_size: int = 1000, method: str = "tail", seed: int 
     Both index arrays are sorted, so the split does not depend on anything but its arguments.
     """
     if not 0 < val_size < n:
-        raise ValueError(f"val_size must be between 1 and {n - 1} for {n} rows, got {val_size}")
+        raise ConfigError(f"val_size must be between 1 and {n - 1} for {n} rows, got {val_size}")
     if method == "tail":
         return np.arange(n - val_size), np.arange(n - val_size, n)
     rng = np.random.default_rng(seed)

@@ -4,8 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Union
 
+from ..errors import UserError
 
-class DataError(ValueError):
+
+class DataError(UserError):
     """Data that cannot be used as it is: a missing, corrupt or malformed file."""
 
     def __init__(self, path: Union[str, Path, None], problem: str, *, line: Optional[int] = None,

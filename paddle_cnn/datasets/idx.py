@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import shutil
 import tempfile
 import urllib.error
 import urllib.request
@@ -111,24 +112,20 @@ def verify_md5(path: PathLike, expected: str) -> None:
 
 
 def download(url: str, dest: PathLike, md5: str, timeout: float = 30.0) -> Path:
-    """Fetch ``url`` to ``dest`` through a temporary file; only an md5-verified file is moved into place."""
+    """Fetch ``url`` to ``dest``. The bytes go to a temporary file outside ``dest``'s folder; only an
+    md5-verified file creates that folder and lands there, so a failed download (or a typo in the
+    data folder's name) leaves nothing behind."""
+    from ..fileio import atomic_write
+
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=dest.name, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-            while True:
-                block = response.read(1 << 20)
-                if not block:
-                    break
-                out.write(block)
+    with tempfile.TemporaryDirectory(prefix="paddle_cnn-download-") as scratch:
+        tmp = Path(scratch) / dest.name
+        with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+            shutil.copyfileobj(response, out, 1 << 20)
         actual = md5sum(tmp)
         if actual != md5:
             raise DataError(url, f"downloaded file has md5 {actual}, expected {md5}; nothing was saved")
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        atomic_write(dest, lambda part: shutil.copyfile(tmp, part))
     return dest
 
 

@@ -2,7 +2,10 @@
 
 Importing this package imports each family module, which registers its builders.
 """
-from ._registry import NetInfo, UnknownNetError, create, flat_features, get_info, list_nets, register
+from ._registry import (
+    InputTooSmallError, NetInfo, UnknownNetError, create, eval_mode, flat_features, get_info, list_nets, misfit, probe, register,
+)
 from . import alexnet, googlenet, hybridsn, lenet, mobilenet, nin, resnet, seed_cnns, vgg  # noqa: F401  (registration)
 
-__all__ = ["NetInfo", "UnknownNetError", "create", "flat_features", "get_info", "list_nets", "register"]
+__all__ = ["InputTooSmallError", "NetInfo", "UnknownNetError", "create", "eval_mode", "flat_features", "get_info", "list_nets",
+           "misfit", "probe", "register"]

@@ -17,10 +17,12 @@ from paddle import nn
 class Conv2D(nn.Conv2D):
     """Drop-in ``paddle.nn.Conv2D``: same arguments, parameter names and outputs."""
 
-    # GPU kernels and static graphs (export) take paddle.nn.Conv2D's own path.
+    # GPU kernels, static graphs (export) and non-zero padding modes take paddle.nn.Conv2D's own path.
 
     def forward(self, x):
-        if self.bias is None or not paddle.in_dynamic_mode() or not x.place.is_cpu_place():
+        # Paddle's own path pads reflect/replicate/circular modes itself before its convolution.
+        if (self.bias is None or self._padding_mode != "zeros" or not paddle.in_dynamic_mode()
+                or not x.place.is_cpu_place()):
             return super().forward(x)
         out = F.conv2d(x, self.weight, bias=None, stride=self._stride, padding=self._padding,
                        dilation=self._dilation, groups=self._groups, data_format=self._data_format)

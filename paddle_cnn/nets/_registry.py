@@ -5,14 +5,19 @@ Every builder declares the input size it was designed for; layer sizes are deriv
 """
 from __future__ import annotations
 
+import contextlib
 import fnmatch
+import functools
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
 import paddle
 from paddle import nn
 
-__all__ = ["NetInfo", "register", "list_nets", "create", "get_info", "flat_features", "UnknownNetError"]
+from ..errors import UserError
+
+__all__ = ["NetInfo", "register", "list_nets", "create", "get_info", "flat_features", "UnknownNetError",
+           "InputTooSmallError", "probe", "misfit", "eval_mode"]
 
 
 @dataclass(frozen=True)
@@ -30,11 +35,16 @@ class NetInfo:
         channels = self.input_size[0] if in_channels is None else in_channels
         return (channels,) + tuple(self.input_size[1:])
 
+    def min_input_size(self, in_channels: Optional[int] = None) -> Tuple[int, ...]:
+        """The smallest square H x W (other dims as declared) every layer can take, found by building
+        the net at each candidate size: derived from the layers, never typed by hand."""
+        return _min_input_size(self.name, self.input_shape(in_channels))
+
 
 _REGISTRY: Dict[str, NetInfo] = {}
 
 
-class UnknownNetError(KeyError):
+class UnknownNetError(UserError, KeyError):
     """Raised for a name that is not registered; the message lists the valid names."""
 
     def __str__(self) -> str:  # KeyError would repr() the message and show quotes.
@@ -55,6 +65,26 @@ def register(name: Optional[str] = None, *, input_size: Tuple[int, ...] = (1, 28
     return decorator
 
 
+@functools.lru_cache(maxsize=None)
+def _min_input_size(name: str, declared: Tuple[int, ...]) -> Tuple[int, ...]:
+    info = _REGISTRY[name]
+
+    def fits(side: int) -> bool:
+        shape = declared[:-2] + (side, side)
+        return not isinstance(_build_checked(info, 2, shape), str)
+
+    lo, hi = 1, max(declared[-2:])
+    if not fits(hi):
+        raise InputTooSmallError(f"{name} does not fit its own declared input {'x'.join(map(str, declared[1:]))}")
+    while lo < hi:  # smallest side that fits; a net that fits side s fits every larger one
+        mid = (lo + hi) // 2
+        if fits(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return declared[1:-2] + (lo, lo)
+
+
 def list_nets(pattern: str = "*") -> List[str]:
     """Registered names matching a shell-style wildcard (``"resnet*"``), sorted."""
     return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
@@ -73,34 +103,162 @@ def create(name: str, num_classes: int = 10, in_channels: int = 1, **kwargs) -> 
     """Build a registered network.
 
     ``input_size`` (spatial dims only, e.g. ``(32, 32)``) may be passed to size the layers for
-    another input than the declared default.
+    another input than the declared default. An input too small for the net (a layer would get an
+    empty map, or a window larger than its padded input) raises :class:`InputTooSmallError`.
     """
     info = get_info(name)
     if num_classes < 1 or in_channels < 1:
-        raise ValueError(f"num_classes and in_channels must be >= 1, got {num_classes} and {in_channels}")
-    input_size = tuple(kwargs.pop("input_size", info.input_size[1:]))
-    net = info.builder(num_classes=num_classes, in_channels=in_channels, input_size=input_size, **kwargs)
-    # Recorded so analysis tools and checkpoints know what the net was built for.
-    net.paddle_cnn_name = name
-    net.paddle_cnn_input_shape = (in_channels,) + input_size
+        raise UserError(f"num_classes and in_channels must be >= 1, got {num_classes} and {in_channels}")
+    input_size = tuple(int(v) for v in kwargs.pop("input_size", info.input_size[1:]))
+    if len(input_size) != len(info.input_size) - 1:
+        raise UserError(f"{name} takes {len(info.input_size) - 1} spatial dims, got input size {input_size}")
+    shape = (in_channels,) + input_size
+    net = _build_checked(info, num_classes, shape, kwargs)
+    if isinstance(net, str):  # the first layer that does not fit
+        small = info.min_input_size(in_channels)
+        variant = f", or the 28x28 variant {name}_small" if f"{name}_small" in _REGISTRY else ""
+        raise InputTooSmallError(
+            f"{name} cannot take a {'x'.join(map(str, input_size))} input: {net}; its smallest input is "
+            f"{'x'.join(map(str, small))} (declared {'x'.join(map(str, info.input_size[1:]))}); "
+            f"pass --input-size {' '.join(map(str, small[-2:]))} or larger{variant}")
     return net
 
 
-def flat_features(features: Callable[[paddle.Tensor], paddle.Tensor], input_shape: Tuple[int, ...]) -> int:
-    """Number of features ``features`` produces per sample for an input of ``input_shape`` (C, ...).
+def _build_checked(info: NetInfo, num_classes: int, shape: Tuple[int, ...], kwargs: Optional[dict] = None):
+    """The net built for ``shape`` (C, ...), or a string naming the layer that cannot take it."""
+    try:
+        net = info.builder(num_classes=num_classes, in_channels=shape[0], input_size=tuple(shape[1:]),
+                           **(kwargs or {}))
+    except InputTooSmallError as exc:  # a part sized by flat_features did not fit
+        return str(exc)
+    problem = misfit(net, shape)
+    if problem:
+        return problem
+    # Recorded so analysis tools and checkpoints know what the net was built for.
+    net.paddle_cnn_name = info.name
+    net.paddle_cnn_input_shape = tuple(shape)
+    return net
 
-    ``features`` is a Layer or a Layer's bound method. It runs once on a zero sample in eval mode
-    (so batch-norm statistics are untouched): no layer size is ever computed by hand.
+
+class InputTooSmallError(UserError):
+    """An input smaller than a network's layers can take; the message names the layer and the minimum."""
+
+
+def _pairs(value, n: int) -> Tuple[Tuple[int, int], ...]:
+    """Padding as (before, after) per spatial dim from Paddle's forms: int, [p]*n, [b, a]*n."""
+    if isinstance(value, str):
+        return ((0, 0),) * n if value.upper() == "VALID" else ()  # SAME always fits
+    if isinstance(value, int):
+        return ((value, value),) * n
+    flat = [int(v) for v in value] if all(isinstance(v, int) for v in value) else None
+    if flat is None:  # [[0, 0], [0, 0], [t, b], [l, r]] (batch and channel first)
+        return tuple((int(a), int(b)) for a, b in value)[-n:]
+    if len(flat) == n:
+        return tuple((v, v) for v in flat)
+    if len(flat) == 2 * n:
+        return tuple((flat[2 * i], flat[2 * i + 1]) for i in range(n))
+    return ()
+
+
+def _window(layer: nn.Layer, n: int):
+    """(extent of the window, padding pairs) of a convolution or pooling layer, else None."""
+    if isinstance(layer, (nn.Conv1D, nn.Conv2D, nn.Conv3D)):
+        k = layer._kernel_size
+        d = layer._dilation
+        k = (k,) * n if isinstance(k, int) else tuple(k)
+        d = (d,) * n if isinstance(d, int) else tuple(d)
+        return tuple(ki + (ki - 1) * (di - 1) for ki, di in zip(k, d)), _pairs(layer._padding, n)
+    pools = (nn.MaxPool1D, nn.MaxPool2D, nn.MaxPool3D, nn.AvgPool1D, nn.AvgPool2D, nn.AvgPool3D)
+    if isinstance(layer, pools):
+        k = layer.ksize
+        return ((k,) * n if isinstance(k, int) else tuple(k)), _pairs(layer.padding, n)
+    return None
+
+
+def misfit(net: nn.Layer, input_shape: Tuple[int, ...]) -> Optional[str]:
+    """Run one zero sample of ``input_shape`` through ``net``; name the first leaf layer that gets a
+    window larger than its padded input or produces an empty map (Paddle 3.3 lets both pass
+    silently: a 3x3 pool of a 2x2 map gives 1x1), or None when every layer fits."""
+    paths = {id(layer): path for path, layer in net.named_sublayers() if not layer.sublayers()}
+    problems: List[str] = []
+
+    def where(layer) -> str:
+        return f"layer {paths.get(id(layer), '?')} ({type(layer).__name__})"
+
+    def before(layer, inputs):  # checked before the layer runs: some kernels raise on a misfit
+        x = inputs[0] if isinstance(inputs, (tuple, list)) else inputs
+        if problems or not isinstance(x, paddle.Tensor):
+            return
+        spatial = [int(v) for v in x.shape[2:]]
+        window = _window(layer, len(spatial))
+        if window is None or not window[1]:
+            return
+        extent, pads = window
+        for size, k, (a, b) in zip(spatial, extent, pads):
+            if size + a + b < k:
+                problems.append(f"{where(layer)} has a {k}-wide window but its input is {size} wide "
+                                f"(padded {size + a + b}), map {spatial}")
+                return
+
+    def after(layer, inputs, output):
+        y = output[0] if isinstance(output, (tuple, list)) else output
+        if not problems and isinstance(y, paddle.Tensor) and any(int(v) <= 0 for v in y.shape):
+            problems.append(f"{where(layer)} produces an empty map {list(y.shape[1:])}")
+
+    leaves = [layer for _, layer in net.named_sublayers() if id(layer) in paths]
+    handles = [layer.register_forward_pre_hook(before) for layer in leaves]
+    handles += [layer.register_forward_post_hook(after) for layer in leaves]
+    try:
+        probe(net, input_shape)
+    except InputTooSmallError as exc:
+        return str(exc)
+    except (ValueError, RuntimeError) as exc:  # Paddle's own shape errors on a negative size
+        if not problems:
+            raise
+    finally:
+        for h in handles:
+            h.remove()
+    return problems[0] if problems else None
+
+
+def probe(layer: Callable[[paddle.Tensor], paddle.Tensor], input_shape: Tuple[int, ...],
+          run: Optional[Callable[[paddle.Tensor], paddle.Tensor]] = None) -> paddle.Tensor:
+    """``layer`` on one zero sample of ``input_shape`` (C, ...) without touching any state: eval mode
+    (batch-norm statistics and dropout untouched), no gradients, every sublayer's mode restored.
+
+    ``layer`` is a Layer or a Layer's bound method; ``run(x)``, if given, is called instead of
+    ``layer(x)`` (to see the input tensor first).
     """
-    owner = getattr(features, "__self__", features)
-    layer = owner if isinstance(owner, nn.Layer) else None
-    was_training = layer is not None and layer.training
+    owner = getattr(layer, "__self__", layer)
+    with eval_mode(owner if isinstance(owner, nn.Layer) else None):
+        return (run or layer)(paddle.zeros((1,) + tuple(int(v) for v in input_shape), dtype="float32"))
+
+
+@contextlib.contextmanager
+def eval_mode(layer: Optional[nn.Layer]):
+    """Eval mode and no gradients inside; afterwards every sublayer is back in the mode it had."""
+    modes = [(m, m.training) for m in [layer] + layer.sublayers()] if layer is not None else []
+    tracer = paddle.base.framework._dygraph_tracer()  # Layer.eval() also flips this global flag
+    tracer_mode = getattr(tracer, "_train_mode", None)
     if layer is not None:
         layer.eval()
     try:
         with paddle.no_grad():
-            out = features(paddle.zeros((1,) + tuple(input_shape), dtype="float32"))
+            yield layer
     finally:
-        if was_training:
-            layer.train()
+        for m, was in modes:
+            m.training = was
+        if tracer_mode is not None:
+            tracer._train_mode = tracer_mode
+
+
+def flat_features(features: Callable[[paddle.Tensor], paddle.Tensor], input_shape: Tuple[int, ...]) -> int:
+    """Number of features ``features`` produces per sample for an input of ``input_shape`` (C, ...),
+    so no layer size is ever computed by hand. Refuses (:class:`InputTooSmallError`) an input the
+    feature layers cannot take, rather than sizing a classifier for zero features."""
+    out = probe(features, input_shape)
+    if int(out.size) == 0:
+        owner = getattr(features, "__self__", features)
+        problem = misfit(owner, tuple(input_shape)) if owner is features else None
+        raise InputTooSmallError(problem or f"the feature layers produce an empty map {list(out.shape[1:])}")
     return int(out.size)

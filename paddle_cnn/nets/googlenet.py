@@ -18,7 +18,7 @@ from paddle import nn
 
 from ._blocks import conv_bn_relu, scaled
 from ._layers import Conv2D
-from ._registry import flat_features, register
+from ._registry import flat_features, probe, register
 
 
 def conv_path(in_ch: int, out_ch: int, kernel_size: int = 3, reduce: Optional[int] = None,
@@ -126,9 +126,8 @@ class GoogLeNet(nn.Layer):
         self.fc = nn.Linear(ch5, num_classes)
         self.aux1 = self.aux2 = None
         if aux:
-            with paddle.no_grad():
-                shape4 = self.stage3(self.stem(paddle.zeros([1, in_channels, *input_size]))).shape
-            size4 = tuple(shape4[2:])
+            stem_to_stage3 = nn.Sequential(self.stem, self.stage3)
+            size4 = tuple(int(v) for v in probe(stem_to_stage3, (in_channels, *input_size)).shape[2:])
             self.aux1 = AuxClassifier(b4[0].out_channels, num_classes, size4, width)
             self.aux2 = AuxClassifier(b4[3].out_channels, num_classes, size4, width)
 

@@ -13,23 +13,23 @@ import paddle
 from paddle import nn
 
 from ._layers import Conv2D
-from ._registry import flat_features, register
+from ._registry import InputTooSmallError, flat_features, misfit, probe, register
 
 
 class HybridSN(nn.Layer):
     def __init__(self, num_classes: int, in_channels: int, input_size: Tuple[int, int, int], dropout: float = 0.4):
         super().__init__()
-        bands, height, width = input_size
-        # Unpadded kernels: 7+5+3 bands and 3+3+3 (+3 in 2-D) pixels are consumed.
-        if bands < 13 or min(height, width) < 9:
-            raise ValueError(f"HybridSN needs at least 13 bands and 9x9 windows, got input {tuple(input_size)}")
+        # Unpadded kernels consume 7+5+3 bands and 3+3+3 (+3 in 2-D) pixels; an input too small for
+        # them is refused by the probe below, which names the layer.
         self.conv3d = nn.Sequential(
             nn.Conv3D(in_channels, 8, (7, 3, 3)), nn.ReLU(),
             nn.Conv3D(8, 16, (5, 3, 3)), nn.ReLU(),
             nn.Conv3D(16, 32, (3, 3, 3)), nn.ReLU(),
         )
-        with paddle.no_grad():
-            c, d, h, w = self.conv3d(paddle.zeros([1, in_channels, *input_size])).shape[1:]
+        problem = misfit(self.conv3d, (in_channels, *input_size))
+        if problem:
+            raise InputTooSmallError(problem)
+        c, d, h, w = [int(v) for v in probe(self.conv3d, (in_channels, *input_size)).shape[1:]]
         self.conv2d = nn.Sequential(Conv2D(c * d, 64, 3), nn.ReLU(), nn.Flatten())
         n_flat = flat_features(self.conv2d, (c * d, h, w))
         self.classifier = nn.Sequential(

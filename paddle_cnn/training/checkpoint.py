@@ -3,11 +3,14 @@
 A checkpoint is a folder: ``model.safetensors`` (the network's state_dict under its structured
 names), ``optimizer.safetensors`` (optimizer accumulators, keyed by structured parameter name so
 they load into a model whose global Paddle names differ, e.g. a second model in one process) and
-``state.json`` (epoch, best metric, RNG scheme, LR-scheduler state, config). Folders are written
-under a temporary name and renamed into place, so a crash never leaves a half-written checkpoint.
+``state.json`` (epoch, best metric, RNG scheme, LR-scheduler state, config, and the sha256 of each
+tensor file, checked before any tensor is loaded: flipped bytes in the data are refused, not
+trained on). Folders are written under a temporary name and renamed into place, so a crash never
+leaves a half-written checkpoint.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -20,16 +23,17 @@ import paddle
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
+from ..errors import UserError
 from ..fileio import _fsync_dir, crash_point
 
 PathLike = Union[str, Path]
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 STATE_FILE = "state.json"
-FORMAT = "paddle_cnn.checkpoint.v1"
+FORMAT = "paddle_cnn.checkpoint.v2"  # v2: sha256 of the tensor files in state.json
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A checkpoint that is missing, corrupt, or does not fit the network it is loaded into."""
 
 
@@ -63,6 +67,7 @@ def _write_folder(folder: Path, net, optimizer, state: Dict[str, Any]) -> None:
     crash_point("checkpoint-file")
     if optimizer is not None:
         save_file(optimizer_tensors(optimizer, net), str(folder / OPTIMIZER_FILE), metadata={"format": FORMAT})
+    state = dict(state, tensors={f.name: sha256(f) for f in sorted(folder.glob("*.safetensors"))})
     (folder / STATE_FILE).write_text(json.dumps(state, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     for f in folder.iterdir():
         with open(f, "rb") as fh:
@@ -122,13 +127,33 @@ def read_state(folder: PathLike) -> Dict[str, Any]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{folder / STATE_FILE}: unreadable checkpoint state ({exc})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(f"{folder / STATE_FILE}: not a {FORMAT} state file")
+        found = state.get("format") if isinstance(state, dict) else None
+        older = " (written by an older paddle_cnn without checksums; retrain or use that version)" \
+            if found == "paddle_cnn.checkpoint.v1" else ""
+        raise CheckpointError(f"{folder / STATE_FILE}: not a {FORMAT} state file{older}")
+    tensors = state.get("tensors")
+    if not isinstance(tensors, dict) or not all(isinstance(v, str) for v in tensors.values()):
+        raise CheckpointError(f"{folder / STATE_FILE}: key 'tensors' must map file names to sha256 digests")
     return state
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _load_tensors(path: Path) -> Dict[str, np.ndarray]:
     if not path.is_file():
         raise CheckpointError(f"{path}: file missing from the checkpoint")
+    expected = read_state(path.parent)["tensors"].get(path.name)
+    if expected is None:
+        raise CheckpointError(f"{path}: not listed in {STATE_FILE}'s checksums")
+    if sha256(path) != expected:
+        raise CheckpointError(f"{path}: sha256 differs from the one recorded in {STATE_FILE}; the file was "
+                              "changed or corrupted after it was saved")
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
@@ -142,6 +167,10 @@ def apply_state(tensors: Dict[str, np.ndarray], net: paddle.nn.Layer, source: st
         if k in tensors and tuple(tensors[k].shape) != tuple(v.shape):
             raise CheckpointError(f"{source}: parameter {k!r} has shape {list(tensors[k].shape)} in the checkpoint "
                                   f"but {list(v.shape)} in the network; was it saved from another network?")
+        want = str(v.dtype).replace("paddle.", "") if k in tensors else None
+        if want is not None and str(tensors[k].dtype) != want:
+            raise CheckpointError(f"{source}: parameter {k!r} is {tensors[k].dtype} in the checkpoint but {want} in "
+                                  "the network; convert the checkpoint, nothing was loaded")
     missing = [k for k in expected if k not in tensors]
     extra = [k for k in tensors if k not in expected]
     if missing or extra:

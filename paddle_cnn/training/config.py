@@ -4,9 +4,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union, get_args, get_origin, get_type_hints
+
+from ..errors import ConfigError
+from ..typed import SchemaError, from_dict
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "momentum")
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
@@ -14,8 +18,6 @@ DATASETS = ("fashion-mnist", "mnist")
 AUGMENTS = ("none", "flip-crop")
 
 
-class ConfigError(ValueError):
-    """A configuration value that is not allowed; the message names the key and what is expected."""
 
 
 @dataclass
@@ -34,6 +36,7 @@ class RunConfig:
     normalize: str = "unit"  # unit ([0, 1], the notebook's /255), fashion-mnist or mnist (z-scores)
     augment: str = "none"  # none, or flip-crop (random horizontal flip + 2-pixel shifted crop)
     input_size: Optional[List[int]] = None  # resize inputs to H W (for full-size nets); None keeps 28x28
+    in_channels: int = 1  # the grey images repeated on this many channels (for nets built for colour)
     epochs: int = 10
     batch_size: int = 64
     optimizer: str = "adam"
@@ -57,11 +60,15 @@ class RunConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"config {name}={getattr(self, name)!r}; expected one of {', '.join(allowed)}")
-        for name in ("epochs", "batch_size", "val_size"):
+        for name in ("epochs", "batch_size", "val_size", "log_every", "step_size", "in_channels"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"config {name} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ConfigError(f"config lr must be > 0, got {self.lr}")
+        for name in ("keep_epochs", "train_limit", "test_limit", "weight_decay", "momentum"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"config {name} must be >= 0, got {getattr(self, name)}")
+        for name in ("lr", "gamma"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
+                raise ConfigError(f"config {name} must be a finite number > 0, got {getattr(self, name)}")
         if self.input_size is not None and (len(self.input_size) != 2 or min(self.input_size) < 1):
             raise ConfigError(f"config input_size must be two positive integers H W, got {self.input_size}")
         return self
@@ -71,11 +78,21 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any], source: str = "config") -> "RunConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"{source}: unknown config keys {unknown}; known keys are {sorted(known)}")
-        return cls(**data).validate()
+        """A validated config from JSON-like data; every key is type-checked first."""
+        try:
+            config = from_dict(cls, data, source)
+        except SchemaError as exc:
+            raise ConfigError(str(exc)) from None
+        try:
+            return config.validate()
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+
+    def with_absolute_paths(self) -> "RunConfig":
+        """Data paths resolved against the current folder, so the saved config works from anywhere."""
+        resolve = lambda p: None if p is None else str(Path(p).expanduser().resolve())  # noqa: E731
+        return dataclasses.replace(self, data_dir=resolve(self.data_dir), train_csv=resolve(self.train_csv),
+                                   test_csv=resolve(self.test_csv))
 
     def save(self, path: Union[str, Path]) -> None:
         from ..fileio import atomic_write_text
@@ -87,8 +104,10 @@ class RunConfig:
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise FileNotFoundError(f"{path}: no config.json here; is this a run folder?") from None
-        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: no config.json here; is this a run folder?") from None
+        except IsADirectoryError:
+            raise ConfigError(f"{path}: is a folder, not a config.json") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: not valid JSON ({exc})") from None
         return cls.from_dict(data, str(path))
 

@@ -22,38 +22,44 @@ class RunData:
 class FlipCrop:
     """Random horizontal flip and a random crop of the image padded by ``pad`` pixels (uint8 HxWx1 in and out).
 
-    Draws from numpy's global generator, which the trainer reseeds at every epoch.
+    Draws from the generator it is given, which the dataset seeds by (seed, epoch, index).
     """
+
+    takes_rng = True
 
     def __init__(self, pad: int = 2):
         self.pad = pad
 
-    def __call__(self, img: np.ndarray) -> np.ndarray:
-        if np.random.rand() < 0.5:
+    def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if rng.random() < 0.5:
             img = img[:, ::-1]
         p = self.pad
         padded = np.pad(img, ((p, p), (p, p), (0, 0)))
-        dy, dx = np.random.randint(0, 2 * p + 1, size=2)
+        dy, dx = rng.integers(0, 2 * p + 1, size=2)
         return np.ascontiguousarray(padded[dy:dy + img.shape[0], dx:dx + img.shape[1]])
 
 
 class Resize:
     """Bilinear resize of a uint8 HxWx1 image to ``(height, width)`` (full-size nets on 28x28 data)."""
 
+    takes_rng = True
+
     def __init__(self, size):
         self.height, self.width = int(size[0]), int(size[1])
 
-    def __call__(self, img: np.ndarray) -> np.ndarray:
+    def __call__(self, img: np.ndarray, rng: Optional[np.random.Generator] = None) -> np.ndarray:
         return cv2.resize(img, (self.width, self.height), interpolation=cv2.INTER_LINEAR)[:, :, None]
 
 
 class Compose:
+    takes_rng = True
+
     def __init__(self, steps: List[Callable]):
         self.steps = steps
 
-    def __call__(self, img):
+    def __call__(self, img, rng: np.random.Generator):
         for step in self.steps:
-            img = step(img)
+            img = step(img, rng)
         return img
 
 
@@ -92,4 +98,6 @@ def build_data(config: RunConfig) -> RunData:
     test = _limit(test, config.test_limit)
     train.transform = make_transform(config, train=True)
     val.transform = test.transform = make_transform(config, train=False)
+    for ds in (train, val, test):
+        ds.channels, ds.seed = config.in_channels, config.seed
     return RunData(train, val, test, D.class_names(config.dataset))

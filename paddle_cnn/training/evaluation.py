@@ -1,9 +1,37 @@
-"""Whole-set metrics computed from a model's outputs, never from per-batch maxima."""
+"""The one inference path (network outputs for a whole dataset, in eval mode, sharded over the
+processes of a data-parallel job) and whole-set metrics computed from them, never per-batch maxima."""
 from __future__ import annotations
 
 from typing import Dict
 
 import numpy as np
+
+
+def predict_logits(net, images, batch_size: int = 256) -> np.ndarray:
+    """Logits of ``net`` in eval mode for every item of ``images``: an ArrayDataset or a float32
+    (N, C, H, W) array. In a data-parallel job each process runs its share and the shares are
+    gathered, so every process returns the same N rows in order. The net's mode is restored."""
+    import paddle
+
+    from .parallel import gather_rows, world
+
+    from ..nets import eval_mode
+
+    rank, size = world()
+    n = len(images)
+    lo, hi = n * rank // size, n * (rank + 1) // size
+    outputs = []
+    with eval_mode(net):
+            for start in range(lo, hi, batch_size):
+                stop = min(start + batch_size, hi)
+                if isinstance(images, np.ndarray):
+                    x = images[start:stop]
+                else:
+                    x = np.stack([images.image(i) for i in range(start, stop)]) if images.transform is not None \
+                        else images.scale(images.images[start:stop])
+                out = net(paddle.to_tensor(np.ascontiguousarray(x, dtype=np.float32)))
+                outputs.append((out[0] if isinstance(out, (list, tuple)) else out).numpy())
+    return gather_rows(np.concatenate(outputs) if outputs else None)
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:

@@ -29,12 +29,21 @@ _ALLOWED_GLOBALS = {
 _PADDLE_NAME_TABLE = "StructuredToParameterName@@"
 
 
+def _latin1_bytes(text, encoding="latin1"):
+    """The one use protocol-2 pickles of numpy arrays make of ``_codecs.encode``; nothing else."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise CheckpointError(f"refusing _codecs.encode({type(text).__name__}, {encoding!r}) in a pickle")
+    return text.encode("latin1")
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     def __init__(self, file, source: str):
         super().__init__(file)
         self.source = source
 
     def find_class(self, module: str, name: str):
+        if (module, name) == ("_codecs", "encode"):
+            return _latin1_bytes  # protocol 2 stores bytes as a latin-1 str to re-encode
         if (module, name) in _ALLOWED_GLOBALS:
             return super().find_class(module, name)
         raise CheckpointError(f"{self.source}: refusing to unpickle {module}.{name}; a legacy checkpoint may "
@@ -49,8 +58,8 @@ def load_legacy_state_dict(path: PathLike, *, allow_pickle: bool = False) -> Dic
     path = Path(path)
     if not allow_pickle:
         raise CheckpointError(f"{path}: is a pickled Paddle file; loading pickles can run code, so it is off by "
-                              "default. Pass allow_pickle=True (--allow-pickle) to read it with a restricted "
-                              "unpickler that accepts arrays only")
+                              "default. Call load_legacy_weights(path, net, allow_pickle=True) to read it "
+                              "with a restricted unpickler that accepts arrays only")
     if not path.is_file():
         raise CheckpointError(f"{path}: file not found")
     try:

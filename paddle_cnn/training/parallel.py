@@ -1,4 +1,5 @@
-"""Run a command as a data-parallel job: ``--processes N`` relaunches it under Paddle's launcher.
+"""Data-parallel jobs: ``--processes N`` relaunches a command under Paddle's launcher, and the few
+collective helpers the trainer needs (rank, mean over processes, gathering evaluation outputs).
 
 Inside the job every process runs the same command; :class:`~paddle_cnn.training.Trainer` shards
 each global batch by rank and only rank 0 writes (see ``tests/test_distributed.py``).
@@ -10,7 +11,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
 
 
 def add_processes_arg(parser: argparse.ArgumentParser) -> None:
@@ -50,3 +53,49 @@ def relaunch(processes: int, script: Path, argv: Optional[Sequence[str]], log_di
            "--max_restart", "0", "--log_dir", str(log_dir), str(script), *args]
     print(f"launching {processes} processes (worker logs in {log_dir})", flush=True)
     return subprocess.call(cmd)
+
+
+def world() -> Tuple[int, int]:
+    """(rank, number of processes) of this data-parallel job; (0, 1) outside one.
+
+    Read from the launcher's environment (``python -m paddle.distributed.launch``): paddle.Model
+    initialises the process group itself when it is built.
+    """
+    import paddle
+
+    env = paddle.distributed.ParallelEnv()
+    return int(env.rank), max(int(env.nranks), 1)
+
+
+def is_main_process() -> bool:
+    return world()[0] == 0
+
+
+def mean_over_processes(value: float) -> float:
+    """The mean of ``value`` over the job's processes (itself outside a job)."""
+    import paddle
+
+    if world()[1] == 1:
+        return value
+    t = paddle.to_tensor([value], dtype="float32")
+    paddle.distributed.all_reduce(t)
+    return float(t.numpy()[0]) / world()[1]
+
+
+def gather_rows(part: Optional[np.ndarray]) -> np.ndarray:
+    """Every process's ``part`` (None for an empty share) concatenated in rank order.
+
+    Evaluation shards a dataset by rank and gathers here rather than through
+    ``paddle.Model.predict``, which all-gathers on CUDA only: the same code is then right on any
+    device and any number of processes.
+    """
+    import paddle
+
+    parts: List[Optional[np.ndarray]] = [part]
+    if world()[1] > 1:
+        parts = []
+        paddle.distributed.all_gather_object(parts, part)
+    parts = [p for p in parts if p is not None]
+    if not parts:
+        raise ValueError("nothing to gather: the dataset is empty")
+    return np.concatenate(parts)

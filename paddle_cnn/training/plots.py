@@ -1,21 +1,25 @@
-"""Pictures of a run (PNG, matplotlib's Agg backend so no display is needed)."""
+"""Pictures of a run (PNG). Figures are made with matplotlib's object API and drawn by Agg, so
+no display is needed and importing this module selects no backend for the rest of the program."""
 from __future__ import annotations
 
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from ..fileio import atomic_write
 
-from ..fileio import atomic_write  # noqa: E402
+
+def _subplots(*args, figsize=None, constrained_layout=False, **kwargs):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, constrained_layout=constrained_layout)
+    return fig, fig.subplots(*args, **kwargs)
 
 
 def _save(fig, path) -> Path:
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png"))
-    plt.close(fig)
     return Path(path)
 
 
@@ -45,7 +49,7 @@ def sample_grid(images: np.ndarray, labels: np.ndarray, class_names: Sequence[st
     """A classes x ``per_class`` grid of training images, one class per row, named on the left."""
     k = len(class_names)
     grid = tile_grid(samples_by_class(images, labels, k, per_class), k, per_class)
-    fig, ax = plt.subplots(figsize=(per_class * 0.6 + 1.5, k * 0.6))
+    fig, ax = _subplots(figsize=(per_class * 0.6 + 1.5, k * 0.6))
     ax.imshow(grid, cmap="gray", vmin=0, vmax=255)
     step = images.shape[1] + 2
     ax.set_yticks([2 + step * r + images.shape[1] / 2 for r in range(k)])
@@ -57,8 +61,9 @@ def sample_grid(images: np.ndarray, labels: np.ndarray, class_names: Sequence[st
 
 def training_curves(histories: Dict[str, List[dict]], path, title: str = "") -> Path:
     """Loss and accuracy per epoch for one or more runs: train (running, train mode) and val (whole set)."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = _subplots(1, 2, figsize=(11, 4))
     for name, rows in histories.items():
+        rows = [asdict(r) if is_dataclass(r) else r for r in rows]
         epochs = [r["epoch"] for r in rows]
         for ax, key in zip(axes, ("loss", "acc")):
             line, = ax.plot(epochs, [r[f"val_{key}"] for r in rows], marker="o", label=f"{name} val")
@@ -75,7 +80,7 @@ def training_curves(histories: Dict[str, List[dict]], path, title: str = "") -> 
 
 
 def _confusion(matrix: np.ndarray, class_names: Sequence[str], title: str):
-    fig, ax = plt.subplots(figsize=(7, 6))
+    fig, ax = _subplots(figsize=(7, 6))
     ax.imshow(matrix, cmap="Blues")
     k = len(class_names)
     ax.set_xticks(range(k))
@@ -98,10 +103,11 @@ def confusion_figure(matrix: np.ndarray, class_names: Sequence[str], path, title
 def confusion_image(matrix: np.ndarray, class_names: Sequence[str], title: str = "confusion matrix") -> np.ndarray:
     """The confusion figure as an RGB uint8 array (for VisualDL)."""
     fig = _confusion(matrix, class_names, title)
-    fig.canvas.draw()
-    rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(fig)
-    return rgb
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
 def prediction_grid(images: np.ndarray, labels: np.ndarray, probs: np.ndarray, class_names: Sequence[str], path,
@@ -109,7 +115,7 @@ def prediction_grid(images: np.ndarray, labels: np.ndarray, probs: np.ndarray, c
     """Images with predicted class and probability above the true class; wrong ones in red."""
     n = len(images)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.9, rows * 2.2))
+    fig, axes = _subplots(rows, cols, figsize=(cols * 1.9, rows * 2.2))
     for ax, i in zip(np.ravel(axes), range(rows * cols)):
         ax.axis("off")
         if i >= n:
@@ -129,7 +135,7 @@ def comparison_predictions(images: np.ndarray, labels: np.ndarray, probs: Dict[s
     """Random test images, each captioned with the true class and every run's prediction (red if wrong)."""
     n = len(images)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 2.3, rows * (1.9 + 0.35 * len(probs))))
+    fig, axes = _subplots(rows, cols, figsize=(cols * 2.3, rows * (1.9 + 0.35 * len(probs))))
     for ax, i in zip(np.ravel(axes), range(rows * cols)):
         ax.axis("off")
         if i >= n:
@@ -160,21 +166,52 @@ def input_grid(images: np.ndarray, probs: np.ndarray, class_names: Sequence[str]
     n = len(images)
     cols = min(cols, n)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 2.0, rows * 2.3), squeeze=False)
+    fig, axes = _subplots(rows, cols, figsize=(cols * 2.0, rows * 2.3), squeeze=False)
     for ax, i in zip(axes.ravel(), range(rows * cols)):
         ax.axis("off")
         if i < n:
             ax.imshow(images[i], cmap="gray", vmin=0, vmax=255)
             top = int(probs[i].argmax())
-            ax.set_title(f"{titles[i][:18]}\n{class_names[top]} {probs[i, top]:.2f}", fontsize=8)
+            name, family = displayable(titles[i][:18], f"image {i + 1}")
+            ax.set_title(f"{name}\n{class_names[top]} {probs[i, top]:.2f}", fontsize=8, family=family)
     return _save(fig, path)
+
+
+def _charmap(path: str) -> set:
+    from matplotlib.ft2font import FT2Font
+
+    return set(FT2Font(path).get_charmap())
+
+
+def displayable(text: str, fallback: str):
+    """(text, font family) that draws without missing glyphs: the default font if it has every
+    character, else an installed font that does, else the text transliterated to ASCII (é -> e), else
+    ``fallback`` (e.g. the image's index)."""
+    from matplotlib import font_manager
+
+    codes = {ord(c) for c in text}
+    default = font_manager.findfont(font_manager.FontProperties())
+    if codes <= _charmap(default):
+        return text, None
+    for font in font_manager.fontManager.ttflist:
+        if any(k in font.name for k in ("CJK", "WenQuanYi", "SimHei", "Heiti", "Noto Sans SC", "Unifont")):
+            try:
+                if codes <= _charmap(font.fname):
+                    return text, font.name
+            except (OSError, RuntimeError):
+                continue
+    import unicodedata
+
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    lost = sum(1 for c in text if not c.isascii() and not unicodedata.normalize("NFKD", c).encode("ascii", "ignore"))
+    return (ascii_text, None) if ascii_text.strip() and not lost else (fallback, None)
 
 
 def cost_accuracy(results: Sequence[dict], path, title: str = "test accuracy against cost") -> Path:
     """Test accuracy of each run against its forward FLOPs per image and its seconds per epoch."""
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
+    fig, axes = _subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
     colors = {r["net"]: f"C{i % 10}" for i, r in enumerate(results)}  # one colour per net in both panels
     for ax, key, label in ((axes[0], "flops", "forward MFLOPs per image (log)"),
                            (axes[1], "seconds_per_epoch", "seconds per training epoch on this machine (log)")):

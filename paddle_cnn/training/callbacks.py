@@ -1,0 +1,215 @@
+"""Callbacks for ``paddle.Model.fit``, one job each, in the shape of ``paddle.callbacks``.
+
+``fit`` counts epochs from 0 and knows nothing of earlier runs; the run's own epoch is
+``state.epoch + 1`` while an epoch trains. They run in the order the trainer lists them:
+reseed, meter, schedule, validate, VisualDL, checkpoint, progress. Each gets only what it needs.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Callable, Dict, Optional
+
+import numpy as np
+import paddle
+
+from ..fileio import crash_point
+from . import plots
+from .parallel import mean_over_processes
+from .rundir import EpochRow, RunState
+
+VDL_FILE = "vdlrecords.run.log"  # one fixed name: VisualDL reads a single file per run folder
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    paddle.seed(seed)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed every RNG gets at the start of ``epoch``: resuming at any epoch draws the same numbers."""
+    return (seed * 1_000_003 + epoch * 7_919) % 2**31
+
+
+class ReseedEachEpoch(paddle.callbacks.Callback):
+    """Every RNG, and the loader's shuffle, from (seed, epoch): the RNG state to resume is two integers."""
+
+    def __init__(self, seed: int, state: RunState, loader):
+        super().__init__()
+        self.seed, self.state, self.loader = seed, state, loader
+
+    def on_epoch_begin(self, epoch, logs=None):
+        run_epoch = self.state.epoch + 1
+        seed_everything(epoch_seed(self.seed, run_epoch))
+        self.loader.set_epoch(run_epoch)
+
+
+class TrainMeter(paddle.callbacks.Callback):
+    """Counts steps and averages the training loss of the global batch (mean over processes);
+    stops training at the first non-finite loss, naming the step."""
+
+    def __init__(self, state: RunState, optimizer, describe_latest: Callable[[], str], world_size: int = 1):
+        super().__init__()
+        self.state, self.optimizer, self.describe_latest = state, optimizer, describe_latest
+        self.world_size = world_size  # shards are equal (BatchLoader), so the global batch is local x processes
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.loss_sum, self.seen, self.loss, self.acc = 0.0, 0, float("nan"), float("nan")
+        self.lr = float(self.optimizer.get_lr())
+        self.started = time.perf_counter()
+
+    def on_train_batch_end(self, step, logs=None):
+        loss = mean_over_processes(float(logs["loss"][0]))
+        if not math.isfinite(loss):
+            raise FloatingPointError(
+                f"loss became {loss} at epoch {self.state.epoch + 1}, step {step + 1} (global step "
+                f"{self.state.global_step + 1}); training stopped, {self.describe_latest()}")
+        batch = int(logs.get("batch_size", 1)) * self.world_size
+        self.loss, self.acc = loss, float(logs["acc"])
+        self.loss_sum += loss * batch
+        self.seen += batch
+        self.state.global_step += 1
+        crash_point("step")
+
+    @property
+    def mean_loss(self) -> float:
+        return self.loss_sum / max(self.seen, 1)
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.started
+
+
+class StepSchedule(paddle.callbacks.Callback):
+    """Steps the LR schedule per step (one-cycle) or per epoch (the others)."""
+
+    def __init__(self, scheduler, per_step: bool):
+        super().__init__()
+        self.scheduler, self.per_step = scheduler, per_step
+
+    def on_train_batch_end(self, step, logs=None):
+        if self.scheduler is not None and self.per_step:
+            self.scheduler.step()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.scheduler is not None and not self.per_step:
+            self.scheduler.step()
+
+
+class ValidateEachEpoch(paddle.callbacks.Callback):
+    """Whole validation set in eval mode after each epoch; appends the epoch's row to the state."""
+
+    def __init__(self, state: RunState, meter: TrainMeter, evaluate: Callable[[], Dict]):
+        super().__init__()
+        self.state, self.meter, self.evaluate = state, meter, evaluate
+        self.last: Optional[Dict] = None
+        self.improved = False
+
+    def on_epoch_end(self, epoch, logs=None):
+        m = self.meter
+        seconds = m.seconds
+        val = self.evaluate()
+        st = self.state
+        row = EpochRow(epoch=st.epoch + 1, train_loss=m.mean_loss, train_acc=m.acc, val_loss=val["loss"],
+                       val_acc=val["acc"], lr=m.lr, seconds=seconds, images_per_s=m.seen / seconds)
+        st.history.append(row)
+        st.epoch = row.epoch
+        self.improved = st.best_val_acc is None or val["acc"] > st.best_val_acc
+        if self.improved:
+            st.best_val_acc, st.best_epoch = val["acc"], row.epoch
+        self.last = val
+
+
+class VisualDLLog(paddle.callbacks.Callback):
+    """Scalars per step and per epoch, the validation confusion matrix, sample inputs and hparams.
+
+    On resume the log is cut back to its size at the checkpoint (records of an interrupted epoch
+    are moved to ``vdl/interrupted/``), so the curve has no duplicate steps.
+    """
+
+    def __init__(self, logdir: Path, state: RunState, meter: TrainMeter, validator: ValidateEachEpoch,
+                 class_names, first_images: Callable[[], np.ndarray], hparams: Dict):
+        super().__init__()
+        self.logdir, self.state, self.meter, self.validator = logdir, state, meter, validator
+        self.class_names, self.first_images, self.hparams = class_names, first_images, hparams
+
+    def on_train_begin(self, logs=None):
+        from visualdl import LogWriter
+
+        log = self.logdir / VDL_FILE
+        keep = self.state.vdl_log_bytes if self.state.epoch else 0
+        if log.is_file() and log.stat().st_size > (keep or 0):
+            aside = self.logdir / "interrupted" / f"vdlrecords.{int(time.time())}.log"
+            aside.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(log, aside)
+            with open(log, "rb+") as f:
+                f.truncate(keep or 0)
+        with contextlib.redirect_stdout(io.StringIO()):  # VisualDL prints a notice when it appends
+            self.writer = LogWriter(logdir=str(self.logdir), file_name=VDL_FILE)
+        if self.state.epoch == 0:
+            sample = self.first_images()
+            self.writer.add_image("inputs/samples_by_class", np.repeat(sample[:, :, None], 3, axis=2), 0)
+            # VisualDL takes int, float and str only (a bool is refused as an int): show the rest as text.
+            hparams = {k: v if isinstance(v, (int, float, str)) and not isinstance(v, bool) else str(v)
+                       for k, v in self.hparams.items()}
+            self.writer.add_hparams(hparams, ["val/acc", "val/loss"])
+
+    def on_train_batch_end(self, step, logs=None):
+        gs = self.state.global_step
+        self.writer.add_scalar("train/loss", self.meter.loss, gs)
+        self.writer.add_scalar("train/acc_running", self.meter.acc, gs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        row, val, w = self.state.history[-1], self.validator.last, self.writer
+        w.add_scalar("val/loss", row.val_loss, row.epoch)
+        w.add_scalar("val/acc", row.val_acc, row.epoch)
+        w.add_scalar("train/epoch_loss", row.train_loss, row.epoch)
+        w.add_scalar("lr", row.lr, row.epoch)
+        w.add_image("val/confusion", plots.confusion_image(val["confusion"], self.class_names,
+                                                           f"validation, epoch {row.epoch}"), row.epoch)
+        w.flush()
+        self.state.vdl_log_bytes = (self.logdir / VDL_FILE).stat().st_size
+
+    def on_train_end(self, logs=None):
+        self.writer.close()
+
+
+class CheckpointEachEpoch(paddle.callbacks.Callback):
+    """metrics.csv and a checkpoint (epoch_N, latest, and best when validation improved)."""
+
+    def __init__(self, write_metrics: Callable[[], None], save: Callable[[bool], None],
+                 validator: ValidateEachEpoch):
+        super().__init__()
+        self.write_metrics, self.save, self.validator = write_metrics, save, validator
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.write_metrics()
+        self.save(self.validator.improved)
+
+
+class PrintProgress(paddle.callbacks.Callback):
+    """A line every ``every`` steps and one per epoch (train numbers are running, in train mode;
+    validation numbers are whole-set, in eval mode)."""
+
+    def __init__(self, state: RunState, meter: TrainMeter, epochs: int, every: int, steps: int):
+        super().__init__()
+        self.state, self.meter, self.epochs, self.every, self.steps = state, meter, epochs, every, steps
+
+    def on_train_batch_end(self, step, logs=None):
+        if (step + 1) % self.every == 0 or step + 1 == self.steps:
+            m = self.meter
+            print(f"  epoch {self.state.epoch + 1}/{self.epochs} step {step + 1}/{self.steps}  "
+                  f"loss {m.mean_loss:.4f}  acc {m.acc:.4f}  {m.seen / max(m.seconds, 1e-9):,.0f} img/s", flush=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        r = self.state.history[-1]
+        print(f"epoch {r.epoch}/{self.epochs}  train loss {r.train_loss:.4f} acc {r.train_acc:.4f} (running, "
+              f"train mode)  val loss {r.val_loss:.4f} acc {r.val_acc:.4f} (whole set, eval mode)  lr {r.lr:.2e}  "
+              f"{r.seconds:.1f} s ({r.images_per_s:,.0f} img/s)", flush=True)

@@ -1,0 +1,266 @@
+"""The run folder and its typed state: one owner at a time, every file written atomically.
+
+A run folder holds everything about a run::
+
+    config.json            the resolved RunConfig (data paths absolute, so it works from anywhere)
+    checkpoints/epoch_N/   model.safetensors, optimizer.safetensors, state.json (one per epoch)
+    checkpoints/latest/    the newest epoch;  checkpoints/best/  the best validation accuracy
+    metrics.csv            one row per epoch
+    vdl/                   VisualDL logs (one continuous curve across resumes)
+    predictions/           logits and labels of the final model on val and test (.npz)
+    curves.png, confusion_test.png, predictions_test.png, results.json
+    .lock                  who trains here now (PID, host, command); empty when nobody does
+
+:class:`RunDir` is the only code that writes these files. It holds an ``flock`` on ``.lock``
+while a process trains, so a second process is refused in one line; the kernel drops the lock
+when its holder dies, so a killed run never blocks its own resume.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
+
+from ..contract import InputContract
+from ..errors import UserError
+from ..fileio import atomic_write_text, crash_point
+from ..typed import SchemaError, from_dict
+from . import checkpoint as ckpt
+from .config import RunConfig
+
+PathLike = Union[str, Path]
+LOCK_FILE = ".lock"
+# Settings that may change when a run is resumed; anything else must match the saved config.
+RESUMABLE_CHANGES = ("epochs", "log_every", "device", "keep_epochs", "data_dir", "train_csv", "test_csv", "download")
+
+
+class RunDirError(UserError):
+    """A run folder that is missing, in use, or holds something the command would otherwise destroy."""
+
+
+@dataclass
+class EpochRow:
+    """One line of metrics.csv."""
+
+    epoch: int
+    train_loss: float  # mean over the epoch's batches, weighted by batch size (train mode)
+    train_acc: float  # running accuracy over the epoch (train mode)
+    val_loss: float  # whole validation set, eval mode
+    val_acc: float
+    lr: float  # at the epoch's start
+    seconds: float
+    images_per_s: float
+
+
+@dataclass
+class RunState:
+    """Where a run stands; saved in every checkpoint's state.json and validated on load."""
+
+    epoch: int = 0
+    global_step: int = 0
+    best_val_acc: Optional[float] = None
+    best_epoch: Optional[int] = None
+    history: List[EpochRow] = field(default_factory=list)
+    vdl_log_bytes: Optional[int] = None  # size of the VisualDL log at this checkpoint (resume truncates to it)
+    commands: List[str] = field(default_factory=list)  # every command that trained this run
+
+
+@dataclass
+class CheckpointState:
+    """state.json of a checkpoint folder: the run's state plus what is needed to rebuild and resume it."""
+
+    format: str
+    run: RunState
+    config: Dict[str, Any]  # validated as a RunConfig by RunDir.read_checkpoint
+    input: InputContract
+    num_classes: int
+    lr_scheduler: Optional[Dict[str, Any]]
+    rng: Dict[str, Any]
+    tensors: Dict[str, str]  # sha256 of each tensor file, checked before loading
+
+
+class RunDir:
+    """One run folder. Only rank 0 of a data-parallel job writes (``writer=False`` elsewhere)."""
+
+    def __init__(self, path: PathLike, *, writer: bool = True):
+        self.path = Path(path).expanduser().absolute()
+        self.writer = writer
+        self._lock_fd: Optional[int] = None
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    # -- checks that write nothing
+    def check_new(self, overwrite: bool) -> None:
+        """Refuse to start a new run here unless the folder is empty or ``overwrite`` is given."""
+        if self.path.exists() and not self.path.is_dir():
+            raise RunDirError(f"{self.path}: is a file, not a run folder")
+        if self.holds_files() and not overwrite:
+            raise RunDirError(f"{self.path} already holds a run; pass --resume to continue it, --overwrite to "
+                              "start again (the old run is moved aside), or choose another --out")
+        self._refuse_if_in_use()
+
+    def holds_files(self) -> bool:
+        return self.path.is_dir() and any(p.name != LOCK_FILE for p in self.path.iterdir())
+
+    def check_resume(self, config: RunConfig) -> Optional[CheckpointState]:
+        """The saved config must agree with ``config`` (but for :data:`RESUMABLE_CHANGES`); returns the
+        latest checkpoint's state, validated, or None if the run died before its first one."""
+        if self.path.exists() and not self.path.is_dir():
+            raise RunDirError(f"{self.path}: is a file, not a run folder")
+        if not (self.path / "config.json").is_file():
+            raise RunDirError(f"{self.path}: cannot resume, no run folder here (config.json missing)")
+        saved = RunConfig.load(self.path / "config.json")
+        diff = saved.differences(config, ignore=RESUMABLE_CHANGES)
+        if saved.epochs != config.epochs and saved.schedule in ("cosine", "onecycle"):
+            diff["epochs"] = (saved.epochs, config.epochs)  # the schedule's length depends on it
+        if diff:
+            lines = ", ".join(f"{k}: saved {a!r} vs given {b!r}" for k, (a, b) in diff.items())
+            raise RunDirError(f"{self.path}: the command line disagrees with the run's config.json ({lines}); "
+                              "resume with the saved settings or start a new run")
+        self._refuse_if_in_use()
+        try:
+            ckpt.resolve(self.checkpoints / "latest")
+        except ckpt.CheckpointError:
+            return None
+        return self.read_checkpoint("latest")
+
+    def read_checkpoint(self, which: str = "latest") -> CheckpointState:
+        """The typed state.json of ``checkpoints/{which}`` (best, latest or epoch_N)."""
+        folder = self.checkpoints / which
+        raw = ckpt.read_state(folder)
+        source = str(ckpt.resolve(folder) / ckpt.STATE_FILE)
+        try:
+            state = from_dict(CheckpointState, raw, source)
+        except SchemaError as exc:
+            raise ckpt.CheckpointError(str(exc)) from None
+        RunConfig.from_dict(state.config, f"{source}: key 'config'")
+        return state
+
+    def checkpoint_folder(self, which: str) -> Path:
+        return ckpt.resolve(self.checkpoints / which)
+
+    # -- ownership
+    def claim(self, overwrite: bool = False) -> None:
+        """Take the folder for this process: lock it, move an old run aside (``overwrite``), create it.
+
+        Called only after config, data and network have been checked, so a run that cannot start
+        leaves the old one where it was.
+        """
+        if not self.writer:
+            return
+        if overwrite and self.holds_files():
+            self._refuse_if_in_use()
+            aside = self.path.with_name(f"{self.path.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+            os.replace(self.path, aside)
+            print(f"moved the previous run to {aside}", flush=True)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.lock()
+        for leftover in self.checkpoints.glob(".tmp-*"):
+            shutil.rmtree(leftover)  # a checkpoint write that a crash cut short
+
+    def lock(self) -> None:
+        if self._lock_fd is not None or not self.writer:
+            return
+        fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+        holder = self._try_lock(fd)
+        if holder is not None:
+            os.close(fd)
+            raise RunDirError(f"{self.path} is in use by another process ({holder}); wait for it to finish, "
+                              "or choose another --out")
+        previous = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
+        if previous:  # the lock was free but not cleared: its holder was killed
+            print(f"{self.path}: taking over from a process that did not finish ({previous})", flush=True)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"
+                      .encode(), 0)
+        self._lock_fd = fd
+
+    def release(self) -> None:
+        """Clear and unlock ``.lock`` (the file stays, so a waiting process never locks an orphan)."""
+        if self._lock_fd is None:
+            return
+        fd, self._lock_fd = self._lock_fd, None
+        try:
+            os.ftruncate(fd, 0)
+        finally:
+            os.close(fd)  # closing drops the flock
+
+    def __del__(self):
+        self.release()
+
+    def _refuse_if_in_use(self) -> None:
+        if self._lock_fd is not None or not (self.path / LOCK_FILE).is_file():
+            return
+        fd = os.open(self.path / LOCK_FILE, os.O_RDWR)
+        try:
+            holder = self._try_lock(fd)
+        finally:
+            os.close(fd)
+        if holder is not None:
+            raise RunDirError(f"{self.path} is in use by another process ({holder}); wait for it to finish, "
+                              "or choose another --out")
+
+    @staticmethod
+    def _try_lock(fd: int) -> Optional[str]:
+        """None if ``fd`` is now locked by us, else who holds it."""
+        import fcntl
+
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # per open file: a 2nd open in-process conflicts too
+        except OSError:
+            return os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "unknown process"
+        return None
+
+    # -- writing (rank 0 only; every method is a no-op elsewhere)
+    def save_config(self, config: RunConfig) -> None:
+        if self.writer:
+            config.save(self.path / "config.json")
+
+    def save_checkpoint(self, net, optimizer, state: CheckpointState, *, best: bool, keep: int = 0) -> None:
+        if not self.writer:
+            return
+        data = asdict(state)
+        data.pop("tensors")  # computed by the writer from the files it writes
+        also = ("latest", "best") if best else ("latest",)
+        ckpt.save_checkpoint(self.checkpoints / f"epoch_{state.run.epoch}", net, optimizer, data, also=also)
+        if keep:
+            old = sorted((p for p in self.checkpoints.glob("epoch_*") if p.name[6:].isdigit()),
+                         key=lambda p: int(p.name[6:]))
+            for p in old[:-keep]:
+                shutil.rmtree(p)
+
+    def write_metrics(self, history: List[EpochRow]) -> None:
+        if not self.writer:
+            return
+        columns = list(EpochRow.__dataclass_fields__)
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=columns)
+        w.writeheader()
+        for row in history:
+            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in asdict(row).items()})
+        atomic_write_text(self.path / "metrics.csv", buf.getvalue())
+        crash_point("epoch-end")
+
+    def write_results(self, results: Dict[str, Any]) -> None:
+        if self.writer:
+            atomic_write_text(self.path / "results.json", json.dumps(results, indent=2) + "\n")
+
+    def describe_latest(self) -> str:
+        """Where the last good checkpoint is, or that there is none yet (for error messages)."""
+        try:
+            folder = ckpt.resolve(self.checkpoints / "latest")
+        except ckpt.CheckpointError:
+            return f"no checkpoint was written yet in {self.path}"
+        return f"the last good checkpoint is {folder}"
