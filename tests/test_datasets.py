@@ -157,15 +157,15 @@ def _set_cell(lines, line_no, col, value):
     (lambda L: L[:1], r"header but no data rows"),
     (lambda L: L[:3] + [L[3] + ",0"] + L[4:], r"line 4: row has 786 fields, expected 785"),
     (lambda L: L[:2] + [L[2].rsplit(",", 1)[0]] + L[3:], r"line 3: row has 784 fields, expected 785"),
-    (lambda L: L[:2] + [""] + L[2:], r"line 3: row has 0 fields"),
+    (lambda L: L[:2] + [""] + L[2:], r"line 3: blank line between data rows"),
     (lambda L: _set_cell(L, 3, 5, "abc"), r"line 3, column 'pixel5': cell 'abc' is not a number"),
     (lambda L: _set_cell(L, 4, 700, ""), r"line 4, column 'pixel700': cell is empty or NaN"),
     (lambda L: _set_cell(L, 2, 10, "NaN"), r"line 2, column 'pixel10': cell is empty or NaN"),
-    (lambda L: _set_cell(L, 5, 1, "256"), r"line 5, column 'pixel1': pixel value 256 is outside 0..255"),
-    (lambda L: _set_cell(L, 2, 784, "-1"), r"line 2, column 'pixel784': pixel value -1 is outside 0..255"),
-    (lambda L: _set_cell(L, 3, 2, "12.5"), r"line 3, column 'pixel2': cell 12.5 is not an integer"),
-    (lambda L: _set_cell(L, 4, 0, "10"), r"line 4, column 'label': label 10 is outside 0..9"),
-    (lambda L: _set_cell(L, 2, 0, "-3"), r"line 2, column 'label': label -3 is outside 0..9"),
+    (lambda L: _set_cell(L, 5, 1, "256"), r"line 5, column 'pixel1': pixel value '256' is outside 0..255"),
+    (lambda L: _set_cell(L, 2, 784, "-1"), r"line 2, column 'pixel784': pixel value '-1' is outside 0..255"),
+    (lambda L: _set_cell(L, 3, 2, "12.5"), r"line 3, column 'pixel2': cell '12.5' is not an integer"),
+    (lambda L: _set_cell(L, 4, 0, "10"), r"line 4, column 'label': label '10' is outside 0..9"),
+    (lambda L: _set_cell(L, 2, 0, "-3"), r"line 2, column 'label': label '-3' is outside 0..9"),
 ])
 def test_bad_csv_cells_are_named_by_file_line_and_column(tmp_path, cache, mutate, pattern):
     path = _bad_csv(tmp_path, mutate)

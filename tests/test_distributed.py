@@ -117,9 +117,9 @@ def test_each_process_takes_its_equal_share_of_every_global_batch():
         assert len({len(p[1]) for p in parts}) == 1  # equal shares: averaged gradients equal one process's
         np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), whole[0])
     # Uneven shares (a batch, or the last batch, that does not divide by the processes) are refused.
-    with pytest.raises(ConfigError, match="gives a batch of 32, which does not split evenly over 3"):
+    with pytest.raises(ConfigError, match="give a batch of 32, which does not split evenly over 3"):
         ds.loader(32, rank=0, world_size=3)
-    with pytest.raises(ConfigError, match="gives a batch of 2, which does not split evenly over 4"):
+    with pytest.raises(ConfigError, match="give a batch of 2, which does not split evenly over 4"):
         ArrayDataset(images[:62], np.zeros(62, np.int64)).loader(20, rank=0, world_size=4)
 
 

@@ -219,5 +219,5 @@ def test_cli_flags_override_the_typed_config():
         3, 0.01, False, [32, 32], 16, "lenet")
     with pytest.raises(ValueError, match="config optimizer='rmsprop'; expected one of"):
         config_from_args(parser.parse_args(["--optimizer", "rmsprop"]))
-    with pytest.raises(ValueError, match=r"unknown config keys \['bogus'\]"):
+    with pytest.raises(ValueError, match=r"config: unknown keys \['bogus'\]"):
         RunConfig.from_dict({"bogus": 1})

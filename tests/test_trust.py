@@ -12,6 +12,7 @@ import paddle
 import pytest
 
 from paddle_cnn import nets
+from paddle_cnn.contract import InputContract
 from paddle_cnn.errors import UserError
 from paddle_cnn.entry import run_command
 from paddle_cnn.nets import InputTooSmallError
@@ -19,6 +20,7 @@ from paddle_cnn.training import CheckpointError, ConfigError, RunConfig, RunDir,
 from paddle_cnn.training import train_and_evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
+FASHION_28 = InputContract(1, 28, 28, "fashion-mnist", "unit", 0.0, 1.0, [str(i) for i in range(10)])
 
 
 def _cli(*args, cwd=None, timeout=600):
@@ -154,7 +156,7 @@ def test_nan_before_the_first_checkpoint_says_there_is_none(csv_pair, tmp_path):
 def test_every_net_refuses_an_input_below_its_derived_minimum(name):
     info = nets.get_info(name)
     small = info.min_input_size()
-    assert 1 <= small[-1] <= info.input_size[-1]
+    assert small is not None and 1 <= small[-1] <= info.input_size[-1]
     nets.create(name, input_size=info.input_size[1:-2] + small[-2:])  # the minimum itself builds
     if small[-1] > 1:
         below = info.input_size[1:-2] + (small[-2] - 1, small[-1] - 1)
@@ -344,3 +346,130 @@ def test_codecs_encode_is_allowed_only_for_latin1_bytes(tmp_path):
     path.write_bytes(b"c_codecs\nencode\n(X\x03\x00\x00\x00abcX\x05\x00\x00\x00rot13tR.")
     with pytest.raises(CheckpointError, match="refusing _codecs.encode"):
         load_legacy_state_dict(path, allow_pickle=True)
+
+
+# ------------------------------------------------------------------ images for predict
+
+def _shirt(h=60, w=40):
+    img = np.zeros((h, w), np.uint8)
+    img[8:h - 8, 6:w - 6] = 210
+    img[8:20, :6] = img[8:20, w - 6:] = 210  # sleeves: the shape is not symmetric top to bottom
+    return img
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_exif_orientation_is_applied(tmp_path, orientation):
+    from PIL import Image
+
+    from paddle_cnn import images as I
+
+    upright = _shirt()
+    stored = {3: np.rot90(upright, 2), 6: np.rot90(upright, 1), 8: np.rot90(upright, -1)}[orientation]
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "phone.jpg"
+    Image.fromarray(np.ascontiguousarray(stored)).save(path, exif=exif.tobytes(), quality=98)
+    got = I.read_image(path)
+    got = got if got.ndim == 2 else I.to_grey(got)
+    assert got.shape == upright.shape
+    assert np.abs(got.astype(int) - upright.astype(int)).mean() < 6
+
+
+@pytest.mark.parametrize("object_level", [230, 25])
+def test_an_object_on_a_transparent_background_stays_visible(tmp_path, object_level):
+    import cv2
+
+    from paddle_cnn import images as I
+
+    bgra = np.zeros((60, 40, 4), np.uint8)  # fully transparent, colour channels black
+    mask = _shirt() > 0
+    bgra[mask, :3] = object_level
+    bgra[mask, 3] = 255
+    path = tmp_path / "cutout.png"
+    cv2.imwrite(str(path), bgra)
+    prepared = I.load_for_model(path, FASHION_28)
+    # What the user means: the opaque shape, light on dark like the training data, whatever its colour.
+    expected = I.prepare(np.where(mask, 230, 0).astype(np.uint8), "fashion-mnist").image
+    assert np.abs(prepared.image.astype(int) - expected.astype(int)).mean() < 12
+    assert (prepared.image > 100).mean() > 0.3
+
+
+def test_a_directory_is_reported_as_a_directory(finished_run, tmp_path):
+    res = _cli("predict", finished_run, tmp_path)
+    assert res.returncode == 1 and f"{tmp_path}: is a directory, not an image file" in res.stderr
+
+
+def test_non_ascii_file_names_draw_without_missing_glyphs(finished_run, tmp_path):
+    import cv2
+
+    names = ["chemise_été.png", "衬衫.png", "рубашка.png"]
+    for name in names:
+        cv2.imwrite(str(tmp_path / name), _shirt())
+    res = _cli("predict", finished_run, *[tmp_path / n for n in names], "--save-grid", tmp_path / "grid.png")
+    assert res.returncode == 0, res.stderr
+    assert "Glyph" not in res.stderr and "missing from" not in res.stderr, res.stderr
+    from paddle_cnn.training.plots import displayable
+
+    assert displayable("chemise_été.png", "image 1")[0] == "chemise_été.png"  # the default font has é
+    text, family = displayable("衬衫.png", "image 2")
+    assert family is not None or text == "image 2"  # a CJK font if one is installed, else the index
+
+
+# ------------------------------------------------------------------ CSV edges
+
+def _csv_text(rows=3, label="1"):
+    header = "label," + ",".join(f"pixel{i}" for i in range(1, 785))
+    row = label + "," + ",".join(["0"] * 784)
+    return "\n".join([header] + [row] * rows)
+
+
+def test_trailing_blank_lines_are_accepted_and_middle_ones_refused(tmp_path):
+    from paddle_cnn import datasets as D
+
+    path = tmp_path / "excel.csv"
+    path.write_bytes((_csv_text() + "\r\n\r\n\n  \n").encode())
+    assert len(D.load_csv(path, use_cache=False).images) == 3
+    lines = _csv_text().split("\n")
+    path.write_text("\n".join(lines[:2] + [""] + lines[2:]) + "\n")
+    with pytest.raises(D.DataError, match=r"line 3: blank line between data rows"):
+        D.load_csv(path, use_cache=False)
+
+
+def test_macos_resource_files_in_a_zip_are_ignored_at_any_level(tmp_path):
+    import zipfile
+
+    from paddle_cnn import datasets as D
+
+    path = tmp_path / "archive.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("data/fashion.csv", _csv_text())
+        z.writestr("data/._fashion.csv", b"\x00\x05\x16\x07 resource fork")
+        z.writestr("__MACOSX/data/._fashion.csv", b"\x00\x05\x16\x07")
+        z.writestr("._top.csv", b"\x00")
+    assert len(D.load_csv(path, use_cache=False).images) == 3
+
+
+def test_whether_a_file_loads_does_not_depend_on_the_cache(tmp_path):
+    from paddle_cnn import datasets as D
+
+    plain = tmp_path / "a.csv"
+    plain.write_text(_csv_text())
+    D.load_csv(plain, cache_dir=tmp_path / "cache")  # cached as a plain CSV
+    fake_gz = tmp_path / "a.csv.gz"
+    fake_gz.write_bytes(plain.read_bytes())  # same bytes, but not gzip
+    for use_cache in (False, True):
+        with pytest.raises(D.DataError, match="not a readable gzip file"):
+            D.load_csv(fake_gz, cache_dir=tmp_path / "cache", use_cache=use_cache)
+
+
+def test_huge_labels_and_long_cells_are_quoted_as_written(tmp_path):
+    from paddle_cnn import datasets as D
+
+    path = tmp_path / "big.csv"
+    path.write_text(_csv_text(label="1e30"))
+    with pytest.raises(D.DataError, match=r"line 2, column 'label': label '1e30' is outside 0..9"):
+        D.load_csv(path, use_cache=False)
+    path.write_text(_csv_text(label="x" * 5000))
+    with pytest.raises(D.DataError) as info:
+        D.load_csv(path, use_cache=False)
+    assert len(str(info.value)) < 300 and "xxx..." in str(info.value)

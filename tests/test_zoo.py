@@ -193,9 +193,13 @@ def test_hybridsn_learns_spectral_classes_of_synthetic_cubes():
     net.eval()
     acc = float((net(paddle.to_tensor(xt)).numpy().argmax(1) == yt).mean())
     assert acc > 0.9, acc
-    with pytest.raises(nets.InputTooSmallError, match=r"hybridsn cannot take a 10x25x25 input: layer 4 \(Conv3D\) "
-                                                      r"has a 3-wide window but its input is 2 wide"):
+    with pytest.raises(nets.InputTooSmallError, match=r"hybridsn cannot take a 10x25x25 input: layer 2 \(Conv3D\) "
+                                                      r"has a 5-wide window but its input is 4 wide .* no height and "
+                                                      r"width fit those other dims; the declared input is 30x25x25"):
         nets.create("hybridsn", input_size=(10, 25, 25))
+    with pytest.raises(nets.InputTooSmallError, match=r"hybridsn cannot take a 15x6x6 input: .* smallest input is "
+                                                      r"15x9x9 .* --input-size 9 9"):
+        nets.create("hybridsn", input_size=(15, 6, 6))
 
 
 def test_trainer_trains_a_net_with_auxiliary_heads_and_records_flops(tmp_path, synthetic_csvs):

@@ -28,7 +28,7 @@ PathLike = Union[str, Path]
 
 CACHE_ENV_VAR = "PADDLE_CNN_CACHE"
 # Bump when the parsed representation changes, so old cache entries are never read.
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 
 
 @dataclass
@@ -53,6 +53,11 @@ def _read_raw(path: Path) -> bytes:
     return path.read_bytes()
 
 
+def _container(path: Path) -> str:
+    name = path.name.lower()
+    return "gzip" if name.endswith(".gz") else "zip" if name.endswith(".zip") else "plain"
+
+
 def _decompress(path: Path, raw: bytes) -> bytes:
     """The CSV text inside ``raw``: plain, gzip or a zip archive holding exactly one .csv."""
     name = path.name.lower()
@@ -64,14 +69,30 @@ def _decompress(path: Path, raw: bytes) -> bytes:
     if name.endswith(".zip"):
         try:
             with zipfile.ZipFile(io.BytesIO(raw)) as archive:
-                members = [m for m in archive.namelist()
-                           if m.lower().endswith(".csv") and not m.startswith("__MACOSX/")]
+                members = [m for m in archive.namelist() if m.lower().endswith(".csv") and not _mac_metadata(m)]
                 if len(members) != 1:
                     raise DataError(path, f"expected a zip holding exactly one .csv file, found {members or 'none'}")
                 return archive.read(members[0])
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
             raise DataError(path, f"not a readable zip file (truncated or corrupt): {exc}") from None
     return raw
+
+
+def _mac_metadata(member: str) -> bool:
+    """macOS Finder's companions in a zip: ``__MACOSX/...`` and ``._name`` resource forks, at any level."""
+    parts = member.split("/")
+    return "__MACOSX" in parts[:-1] or parts[-1].startswith("._")
+
+
+def _quote(text, limit: int = 100) -> str:
+    """``repr`` of a piece of the user's file, cut to ``limit`` characters so an error stays one line."""
+    text = text.decode("utf-8", errors="replace") if isinstance(text, bytes) else str(text)
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def _cell(lines, row: int, col: int) -> str:
+    """The text of data row ``row`` (0-based), column ``col``, as the file has it (quoted, cut)."""
+    return _quote(lines[row + 1].split(b",")[col].strip())
 
 
 def _first_bad(mask: np.ndarray):
@@ -89,12 +110,12 @@ def parse_csv(path: PathLike, text: Optional[bytes] = None) -> CSVData:
         raise DataError(path, "file is empty; expected a header 'label,pixel1,...,pixel784' and data rows")
 
     lines = text.split(b"\n")
-    if lines[-1].strip() == b"":
-        lines.pop()  # the newline ending the last row
+    while lines and lines[-1].strip() == b"":
+        lines.pop()  # the newline ending the last row, and blank lines editors and Excel leave at the end
     header = lines[0].decode("utf-8-sig", errors="replace").strip().split(",")
     first = header[0].strip()
     if first.lower() not in ("label", "id"):
-        raise DataError(path, f"first column is {first!r}; expected 'label' (labelled layout) "
+        raise DataError(path, f"first column is {_quote(first)}; expected 'label' (labelled layout) "
                               "or 'ID' (unlabelled layout)", line=1)
     n_pixels = len(header) - 1
     side = math.isqrt(n_pixels)
@@ -104,13 +125,15 @@ def parse_csv(path: PathLike, text: Optional[bytes] = None) -> CSVData:
                         line=1)
     for i, (got, want) in enumerate(zip(header[1:], expected_header)):
         if got.strip() != want:
-            raise DataError(path, f"header column {i + 2} is {got!r}, expected {want!r}", line=1)
+            raise DataError(path, f"header column {i + 2} is {_quote(got)}, expected {want!r}", line=1)
     if len(lines) < 2:
         raise DataError(path, "has a header but no data rows")
 
     # Every row must have exactly as many fields as the header (pandas would pad short rows with NaN).
     n_commas = n_pixels
     for i, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            raise DataError(path, "blank line between data rows (blank lines are allowed only at the end)", line=i)
         if line.count(b",") != n_commas:
             raise DataError(path, f"row has {line.count(b',') + 1 if line.strip() else 0} fields, "
                                   f"expected {n_pixels + 1} like the header", line=i)
@@ -130,27 +153,32 @@ def parse_csv(path: PathLike, text: Optional[bytes] = None) -> CSVData:
             frame[col] = numeric
     if bad_cells:
         row, j, value = min(bad_cells)
-        raise DataError(path, f"cell {value!r} is not a number", line=row + 2, column=columns[j])
+        raise DataError(path, f"cell {_quote(value)} is not a number", line=row + 2, column=columns[j])
     values = frame.to_numpy(dtype=np.float64)
     if np.isnan(values).any():
         row, j = _first_bad(np.isnan(values))
         raise DataError(path, "cell is empty or NaN; expected an integer", line=row + 2, column=columns[j])
     if (values != np.floor(values)).any():
         row, j = _first_bad(values != np.floor(values))
-        raise DataError(path, f"cell {values[row, j]:g} is not an integer", line=row + 2, column=columns[j])
+        raise DataError(path, f"cell {_cell(lines, row, j)} is not an integer", line=row + 2, column=columns[j])
     pixels = values[:, 1:]
     out_of_range = (pixels < 0) | (pixels > 255)
     if out_of_range.any():
         row, j = _first_bad(out_of_range)
-        raise DataError(path, f"pixel value {pixels[row, j]:g} is outside 0..255", line=row + 2,
+        raise DataError(path, f"pixel value {_cell(lines, row, j + 1)} is outside 0..255", line=row + 2,
                         column=columns[j + 1])
     images = pixels.astype(np.uint8).reshape(-1, side, side)
+    if first.lower() == "label":
+        bad = np.flatnonzero((values[:, 0] < 0) | (values[:, 0] > 9))  # checked before int64 could overflow
+        if bad.size:
+            raise DataError(path, f"label {_cell(lines, int(bad[0]), 0)} is outside 0..9", line=int(bad[0]) + 2,
+                            column=columns[0])
+    elif (np.abs(values[:, 0]) >= 2**63).any():
+        row = int(np.flatnonzero(np.abs(values[:, 0]) >= 2**63)[0])
+        raise DataError(path, f"ID {_cell(lines, row, 0)} is too large for a 64-bit integer", line=row + 2,
+                        column=columns[0])
     first_col = values[:, 0].astype(np.int64)
     if first.lower() == "label":
-        bad = np.flatnonzero((first_col < 0) | (first_col > 9))
-        if bad.size:
-            raise DataError(path, f"label {first_col[bad[0]]} is outside 0..9", line=int(bad[0]) + 2,
-                            column=columns[0])
         return CSVData(images, first_col, None)
     return CSVData(images, None, first_col)
 
@@ -161,7 +189,8 @@ def load_csv(path: PathLike, cache_dir: Optional[PathLike] = None, use_cache: bo
     raw = _read_raw(path)
     if not use_cache:
         return parse_csv(path, _decompress(path, raw))
-    key = hashlib.blake2b(raw, digest_size=20).hexdigest()
+    # Keyed by how the bytes are read too: the same bytes named .gz or .zip must fail as they would uncached.
+    key = hashlib.blake2b(raw + b"\0" + _container(path).encode(), digest_size=20).hexdigest()
     cache_file = Path(cache_dir or default_cache_dir()) / "csv" / f"{key}-v{_CACHE_FORMAT}.npz"
     if cache_file.is_file():
         try:

@@ -17,7 +17,7 @@ from paddle import nn
 from ..errors import UserError
 
 __all__ = ["NetInfo", "register", "list_nets", "create", "get_info", "flat_features", "UnknownNetError",
-           "InputTooSmallError", "probe", "misfit", "eval_mode"]
+           "InputTooSmallError", "probe", "misfit", "checked_forward", "eval_mode"]
 
 
 @dataclass(frozen=True)
@@ -35,10 +35,15 @@ class NetInfo:
         channels = self.input_size[0] if in_channels is None else in_channels
         return (channels,) + tuple(self.input_size[1:])
 
-    def min_input_size(self, in_channels: Optional[int] = None) -> Tuple[int, ...]:
-        """The smallest square H x W (other dims as declared) every layer can take, found by building
-        the net at each candidate size: derived from the layers, never typed by hand."""
-        return _min_input_size(self.name, self.input_shape(in_channels))
+    def min_input_size(self, in_channels: Optional[int] = None, lead: Optional[Tuple[int, ...]] = None
+                       ) -> Optional[Tuple[int, ...]]:
+        """The smallest square H x W every layer can take (dims before H, W: ``lead``, else as declared),
+        found by building the net at each candidate size: derived from the layers, never typed by
+        hand. None when no H x W up to the declared one fits those other dims."""
+        shape = self.input_shape(in_channels)
+        if lead is not None:
+            shape = shape[:1] + tuple(lead) + shape[-2:]
+        return _min_input_size(self.name, shape)
 
 
 _REGISTRY: Dict[str, NetInfo] = {}
@@ -66,7 +71,7 @@ def register(name: Optional[str] = None, *, input_size: Tuple[int, ...] = (1, 28
 
 
 @functools.lru_cache(maxsize=None)
-def _min_input_size(name: str, declared: Tuple[int, ...]) -> Tuple[int, ...]:
+def _min_input_size(name: str, declared: Tuple[int, ...]) -> Optional[Tuple[int, ...]]:
     info = _REGISTRY[name]
 
     def fits(side: int) -> bool:
@@ -75,7 +80,7 @@ def _min_input_size(name: str, declared: Tuple[int, ...]) -> Tuple[int, ...]:
 
     lo, hi = 1, max(declared[-2:])
     if not fits(hi):
-        raise InputTooSmallError(f"{name} does not fit its own declared input {'x'.join(map(str, declared[1:]))}")
+        return None
     while lo < hi:  # smallest side that fits; a net that fits side s fits every larger one
         mid = (lo + hi) // 2
         if fits(mid):
@@ -115,12 +120,15 @@ def create(name: str, num_classes: int = 10, in_channels: int = 1, **kwargs) -> 
     shape = (in_channels,) + input_size
     net = _build_checked(info, num_classes, shape, kwargs)
     if isinstance(net, str):  # the first layer that does not fit
-        small = info.min_input_size(in_channels)
+        small = info.min_input_size(in_channels, input_size[:-2])
         variant = f", or the 28x28 variant {name}_small" if f"{name}_small" in _REGISTRY else ""
-        raise InputTooSmallError(
-            f"{name} cannot take a {'x'.join(map(str, input_size))} input: {net}; its smallest input is "
-            f"{'x'.join(map(str, small))} (declared {'x'.join(map(str, info.input_size[1:]))}); "
-            f"pass --input-size {' '.join(map(str, small[-2:]))} or larger{variant}")
+        declared = "x".join(map(str, info.input_size[1:]))
+        if small is None:  # the dims before H x W are too small whatever H x W is
+            advice = f"no height and width fit those other dims; the declared input is {declared}"
+        else:
+            advice = (f"its smallest input is {'x'.join(map(str, small))} (declared {declared}); "
+                      f"pass --input-size {' '.join(map(str, small[-2:]))} or larger{variant}")
+        raise InputTooSmallError(f"{name} cannot take a {'x'.join(map(str, input_size))} input: {net}; {advice}")
     return net
 
 
@@ -175,19 +183,30 @@ def _window(layer: nn.Layer, n: int):
     return None
 
 
+class _Misfit(Exception):
+    """Raised by a hook to stop a probe before a kernel runs on a map it cannot take."""
+
+
 def misfit(net: nn.Layer, input_shape: Tuple[int, ...]) -> Optional[str]:
-    """Run one zero sample of ``input_shape`` through ``net``; name the first leaf layer that gets a
-    window larger than its padded input or produces an empty map (Paddle 3.3 lets both pass
-    silently: a 3x3 pool of a 2x2 map gives 1x1), or None when every layer fits."""
+    """Name the first leaf layer of ``net`` that, on one zero sample of ``input_shape``, gets a window
+    larger than its padded input or produces an empty map (Paddle 3.3 lets both pass silently: a
+    3x3 pool of a 2x2 map gives 1x1), or None when every layer fits."""
+    return checked_forward(net, input_shape)[1]
+
+
+def checked_forward(net: nn.Layer, input_shape: Tuple[int, ...]) -> Tuple[Optional[paddle.Tensor], Optional[str]]:
+    """(output, None) of a :func:`probe` of ``net``, or (None, what does not fit). Hooks check each
+    leaf layer's window before it runs, so no kernel ever sees a map it cannot take."""
     paths = {id(layer): path for path, layer in net.named_sublayers() if not layer.sublayers()}
-    problems: List[str] = []
+    running: List[nn.Layer] = []  # leaves entered but not yet left: where an exception came from
 
     def where(layer) -> str:
         return f"layer {paths.get(id(layer), '?')} ({type(layer).__name__})"
 
-    def before(layer, inputs):  # checked before the layer runs: some kernels raise on a misfit
+    def before(layer, inputs):
+        running.append(layer)
         x = inputs[0] if isinstance(inputs, (tuple, list)) else inputs
-        if problems or not isinstance(x, paddle.Tensor):
+        if not isinstance(x, paddle.Tensor):
             return
         spatial = [int(v) for v in x.shape[2:]]
         window = _window(layer, len(spatial))
@@ -196,29 +215,35 @@ def misfit(net: nn.Layer, input_shape: Tuple[int, ...]) -> Optional[str]:
         extent, pads = window
         for size, k, (a, b) in zip(spatial, extent, pads):
             if size + a + b < k:
-                problems.append(f"{where(layer)} has a {k}-wide window but its input is {size} wide "
-                                f"(padded {size + a + b}), map {spatial}")
-                return
+                raise _Misfit(f"{where(layer)} has a {k}-wide window but its input is {size} wide "
+                              f"(padded {size + a + b}), map {spatial}")
 
     def after(layer, inputs, output):
+        if running and running[-1] is layer:
+            running.pop()
         y = output[0] if isinstance(output, (tuple, list)) else output
-        if not problems and isinstance(y, paddle.Tensor) and any(int(v) <= 0 for v in y.shape):
-            problems.append(f"{where(layer)} produces an empty map {list(y.shape[1:])}")
+        if isinstance(y, paddle.Tensor) and any(int(v) <= 0 for v in y.shape):
+            raise _Misfit(f"{where(layer)} produces an empty map {list(y.shape[1:])}")
 
-    leaves = [layer for _, layer in net.named_sublayers() if id(layer) in paths]
+    leaves = [layer for _, layer in net.named_sublayers() if id(layer) in paths] or [net]
     handles = [layer.register_forward_pre_hook(before) for layer in leaves]
     handles += [layer.register_forward_post_hook(after) for layer in leaves]
     try:
-        probe(net, input_shape)
+        out = probe(net, input_shape)
+    except _Misfit as exc:
+        return None, str(exc)
     except InputTooSmallError as exc:
-        return str(exc)
-    except (ValueError, RuntimeError) as exc:  # Paddle's own shape errors on a negative size
-        if not problems:
+        return None, str(exc)
+    except (ValueError, RuntimeError) as exc:  # a shape error our checks did not foresee
+        if not running:
             raise
+        return None, f"{where(running[-1])} fails on its input ({str(exc).strip().splitlines()[0][:160]})"
     finally:
         for h in handles:
             h.remove()
-    return problems[0] if problems else None
+    if any(int(v) <= 0 for v in out.shape):
+        return None, f"the output is an empty map {list(out.shape[1:])}"
+    return out, None
 
 
 def probe(layer: Callable[[paddle.Tensor], paddle.Tensor], input_shape: Tuple[int, ...],
@@ -256,9 +281,13 @@ def flat_features(features: Callable[[paddle.Tensor], paddle.Tensor], input_shap
     """Number of features ``features`` produces per sample for an input of ``input_shape`` (C, ...),
     so no layer size is ever computed by hand. Refuses (:class:`InputTooSmallError`) an input the
     feature layers cannot take, rather than sizing a classifier for zero features."""
-    out = probe(features, input_shape)
-    if int(out.size) == 0:
-        owner = getattr(features, "__self__", features)
-        problem = misfit(owner, tuple(input_shape)) if owner is features else None
-        raise InputTooSmallError(problem or f"the feature layers produce an empty map {list(out.shape[1:])}")
+    owner = getattr(features, "__self__", features)
+    if owner is features and isinstance(owner, nn.Layer):
+        out, problem = checked_forward(owner, tuple(input_shape))
+        if problem:
+            raise InputTooSmallError(problem)
+    else:  # a bound method: its layer's hooks would see other calls too, so only the output is checked
+        out = probe(features, input_shape)
+        if any(int(v) <= 0 for v in out.shape):
+            raise InputTooSmallError(f"the feature layers produce an empty map {list(out.shape[1:])}")
     return int(out.size)
