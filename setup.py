@@ -13,6 +13,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
     packages=find_packages(include=["paddle_cnn", "paddle_cnn.*", "experiments", "experiments.*"]),
+    package_data={"paddle_cnn.fast": ["*.cc"]},
     install_requires=[
         "numpy",
         "pandas",
@@ -22,7 +23,10 @@ setup(
         "visualdl",
     ],
     extras_require={
-        "cpu": ["paddlepaddle>=3.0"],
+        # The oneDNN headers the fast conv/pool operators compile against (paddle_cnn/fast); they link
+        # against the libdnnl.so.3 the paddlepaddle wheel ships. 2023.2 is oneDNN 3.2, within the ABI of
+        # Paddle 3.3's oneDNN 3.6; newer onednn-devel wheels need Intel's SYCL runtimes.
+        "cpu": ["paddlepaddle>=3.0", "onednn-devel-cpu-gomp==2023.2.0"],
         "gpu": ["paddlepaddle-gpu>=3.0"],
         "test": ["pytest>=7", "hypothesis>=6"],
     },

@@ -1,8 +1,12 @@
 """paddle_cnn: the classic CNN tutorials as a PaddlePaddle library (networks, data, training, analysis)."""
 
+import os
 import warnings
 
 __version__ = "0.1.0"
+
+# Paddle sets OMP_NUM_THREADS=1 on import when it is unset; remember whether the user chose a number.
+USER_OMP_NUM_THREADS = os.environ.get("OMP_NUM_THREADS")
 
 try:
     # Paddle warns on import that ccache (a C++ build cache) is missing; it matters only when

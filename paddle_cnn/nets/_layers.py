@@ -1,25 +1,64 @@
-"""``Conv2D``: ``paddle.nn.Conv2D`` with a faster bias add on CPU, same parameters and results.
+"""``Conv2D``, ``MaxPool2D`` and ``AvgPool2D``: Paddle's layers, same arguments, parameters and results,
+with a fast path for CPU training and inference in dygraph.
 
-Paddle 3.3's CPU kernel for a broadcast add (the conv output ``[N, C, H, W]`` plus the bias as
-``[1, C, 1, 1]``) is about 10x slower than expanding the bias to the output's shape and adding
-tensors of equal shape; for the tutorials' small nets that one add costs as much as the
-convolution (see ``benchmarks/speed.py``). Outputs, input and weight gradients are bit for bit
-those of ``paddle.nn.Conv2D``; the bias gradient is summed in another order (float rounding).
-Everything else, including the exported graph (built in static mode), is Paddle's own.
+Paddle 3.3's CPU conv kernels loop over the batch one sample at a time and its pooling kernels are
+scalar loops; dygraph never picks its oneDNN kernels. On a CPU tensor in dygraph these layers call
+the oneDNN operators of :mod:`paddle_cnn.fast` (the whole batch per primitive, as PyTorch does);
+elsewhere (GPU, static graphs such as export, padding modes or options the operators do not
+cover, or ``PADDLE_CNN_FAST_OPS=0``) they are exactly Paddle's own layers. Without the operators,
+Conv2D still expands the bias before adding it: Paddle's CPU broadcast add of ``[1, C, 1, 1]`` was
+as slow as the convolution.
 """
 from __future__ import annotations
+
+from typing import List, Optional
 
 import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
+from .. import fast
+
+
+def _fast_ops(x) -> Optional[object]:
+    """The operator module when ``x`` can take the fast path here, else None."""
+    if not paddle.in_dynamic_mode() or not x.place.is_cpu_place() or x.dtype != paddle.float32 or x.ndim != 4:
+        return None
+    return fast.ops()
+
+
+def _four(padding) -> Optional[List[int]]:
+    """[top, bottom, left, right] from Paddle's resolved 2-D padding, None for forms we do not take."""
+    if isinstance(padding, int):
+        return [padding] * 4
+    if isinstance(padding, (list, tuple)) and all(isinstance(v, int) for v in padding):
+        if len(padding) == 2:
+            return [padding[0], padding[0], padding[1], padding[1]]
+        if len(padding) == 4:
+            return list(padding)
+    return None
+
+
+def _pair(value) -> List[int]:
+    return [int(value)] * 2 if isinstance(value, int) else [int(v) for v in value]
+
 
 class Conv2D(nn.Conv2D):
     """Drop-in ``paddle.nn.Conv2D``: same arguments, parameter names and outputs."""
 
-    # GPU kernels, static graphs (export) and non-zero padding modes take paddle.nn.Conv2D's own path.
-
     def forward(self, x):
+        ops = _fast_ops(x)
+        if (ops is not None and self._padding_mode == "zeros" and self._data_format == "NCHW"
+                and self._padding_algorithm == "EXPLICIT"):
+            pads = _four(self._updated_padding)
+            if pads is not None:
+                args = (_pair(self._stride), pads, _pair(self._dilation), int(self._groups))
+                # An input that needs no gradient (the images, at the first layer) skips that pass.
+                if self.bias is None:
+                    op = ops.pcnn_conv2d_wgrad if x.stop_gradient else ops.pcnn_conv2d
+                    return op(x, self.weight, *args)
+                op = ops.pcnn_conv2d_bias_wgrad if x.stop_gradient else ops.pcnn_conv2d_bias
+                return op(x, self.weight, self.bias, *args)
         # Paddle's own path pads reflect/replicate/circular modes itself before its convolution.
         if (self.bias is None or self._padding_mode != "zeros" or not paddle.in_dynamic_mode()
                 or not x.place.is_cpu_place()):
@@ -28,3 +67,32 @@ class Conv2D(nn.Conv2D):
                        dilation=self._dilation, groups=self._groups, data_format=self._data_format)
         shape = [1, -1, 1, 1] if self._data_format == "NCHW" else [1, 1, 1, -1]
         return out + paddle.expand_as(self.bias.reshape(shape), out)
+
+
+def _pool(layer, x, mode: str):
+    """The fast pooling of ``x`` for ``layer``'s settings, or None where the operator does not apply."""
+    ops = _fast_ops(x)
+    if ops is None or layer.ceil_mode or layer.data_format != "NCHW" or isinstance(layer.padding, str):
+        return None
+    pads = _four(layer.padding if isinstance(layer.padding, int) else list(layer.padding))
+    if pads is None:
+        return None
+    kernel = _pair(layer.ksize)
+    stride = _pair(layer.stride if layer.stride is not None else layer.ksize)
+    return ops.pcnn_pool2d(x, kernel, stride, pads, mode)[0]
+
+
+class MaxPool2D(nn.MaxPool2D):
+    """Drop-in ``paddle.nn.MaxPool2D``."""
+
+    def forward(self, x):
+        out = None if self.return_mask else _pool(self, x, "max")
+        return super().forward(x) if out is None else out
+
+
+class AvgPool2D(nn.AvgPool2D):
+    """Drop-in ``paddle.nn.AvgPool2D`` (``exclusive`` as Paddle: padding not counted by default)."""
+
+    def forward(self, x):
+        out = None if self.divisor else _pool(self, x, "avg_exclusive" if self.exclusive else "avg_inclusive")
+        return super().forward(x) if out is None else out

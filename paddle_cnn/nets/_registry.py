@@ -194,9 +194,12 @@ def misfit(net: nn.Layer, input_shape: Tuple[int, ...]) -> Optional[str]:
     return checked_forward(net, input_shape)[1]
 
 
-def checked_forward(net: nn.Layer, input_shape: Tuple[int, ...]) -> Tuple[Optional[paddle.Tensor], Optional[str]]:
-    """(output, None) of a :func:`probe` of ``net``, or (None, what does not fit). Hooks check each
-    leaf layer's window before it runs, so no kernel ever sees a map it cannot take."""
+def checked_forward(net: nn.Layer, input_shape: Tuple[int, ...],
+                    run: Optional[Callable[[paddle.Tensor], paddle.Tensor]] = None
+                    ) -> Tuple[Optional[paddle.Tensor], Optional[str]]:
+    """(output, None) of a :func:`probe` of ``net`` (or of ``run``, e.g. one of its methods), or
+    (None, what does not fit). Hooks check each leaf layer's window before it runs, so no kernel
+    ever sees a map it cannot take."""
     paths = {id(layer): path for path, layer in net.named_sublayers() if not layer.sublayers()}
     running: List[nn.Layer] = []  # leaves entered but not yet left: where an exception came from
 
@@ -229,12 +232,12 @@ def checked_forward(net: nn.Layer, input_shape: Tuple[int, ...]) -> Tuple[Option
     handles = [layer.register_forward_pre_hook(before) for layer in leaves]
     handles += [layer.register_forward_post_hook(after) for layer in leaves]
     try:
-        out = probe(net, input_shape)
+        out = probe(net, input_shape, run=run)
     except _Misfit as exc:
         return None, str(exc)
     except InputTooSmallError as exc:
         return None, str(exc)
-    except (ValueError, RuntimeError) as exc:  # a shape error our checks did not foresee
+    except (ValueError, RuntimeError, OSError) as exc:  # a shape error our checks did not foresee
         if not running:
             raise
         return None, f"{where(running[-1])} fails on its input ({str(exc).strip().splitlines()[0][:160]})"
@@ -282,12 +285,10 @@ def flat_features(features: Callable[[paddle.Tensor], paddle.Tensor], input_shap
     so no layer size is ever computed by hand. Refuses (:class:`InputTooSmallError`) an input the
     feature layers cannot take, rather than sizing a classifier for zero features."""
     owner = getattr(features, "__self__", features)
-    if owner is features and isinstance(owner, nn.Layer):
-        out, problem = checked_forward(owner, tuple(input_shape))
+    if isinstance(owner, nn.Layer):
+        out, problem = checked_forward(owner, tuple(input_shape), run=None if owner is features else features)
         if problem:
             raise InputTooSmallError(problem)
-    else:  # a bound method: its layer's hooks would see other calls too, so only the output is checked
+    else:
         out = probe(features, input_shape)
-        if any(int(v) <= 0 for v in out.shape):
-            raise InputTooSmallError(f"the feature layers produce an empty map {list(out.shape[1:])}")
     return int(out.size)

@@ -17,7 +17,7 @@ import paddle
 from paddle import nn
 
 from ._blocks import conv_bn_relu, scaled
-from ._layers import Conv2D
+from ._layers import AvgPool2D, Conv2D, MaxPool2D
 from ._registry import flat_features, probe, register
 
 
@@ -58,7 +58,7 @@ class Inception(nn.Layer):
         self.p1 = conv_bn_relu(in_ch, c1, 1, batch_norm=bn)
         self.p2 = conv_path(in_ch, c2[1], kernel, reduce=c2[0], style=style, batch_norm=bn)
         self.p3 = conv_path(in_ch, c3[1], 5, reduce=c3[0], style=style, batch_norm=bn)
-        self.p4 = nn.Sequential(nn.MaxPool2D(3, stride=1, padding=1), conv_bn_relu(in_ch, c4, 1, batch_norm=bn))
+        self.p4 = nn.Sequential(MaxPool2D(3, stride=1, padding=1), conv_bn_relu(in_ch, c4, 1, batch_norm=bn))
 
     def forward(self, x):
         return paddle.concat([self.p1(x), self.p2(x), self.p3(x), self.p4(x)], axis=1)
@@ -77,7 +77,7 @@ class AuxClassifier(nn.Layer):
     def __init__(self, in_ch: int, num_classes: int, in_size: Tuple[int, int], width: float = 1.0):
         super().__init__()
         pool = min(5, *in_size)  # small inputs: the map may be smaller than the paper's 14x14
-        self.features = nn.Sequential(nn.AvgPool2D(pool, stride=3), Conv2D(in_ch, scaled(128, width), 1),
+        self.features = nn.Sequential(AvgPool2D(pool, stride=3), Conv2D(in_ch, scaled(128, width), 1),
                                       nn.ReLU(), nn.Flatten())
         n_flat = flat_features(self.features, (in_ch, *in_size))
         hidden = scaled(1024, width)
@@ -103,10 +103,10 @@ class GoogLeNet(nn.Layer):
         if small:
             stem = [conv_bn_relu(in_channels, w(64), 3, batch_norm=bn)]
         else:
-            stem = [Conv2D(in_channels, w(64), 7, stride=2, padding=3), nn.ReLU(), nn.MaxPool2D(3, 2, padding=1)]
+            stem = [Conv2D(in_channels, w(64), 7, stride=2, padding=3), nn.ReLU(), MaxPool2D(3, 2, padding=1)]
         self.stem = nn.Sequential(*stem, conv_bn_relu(w(64), w(64), 1, batch_norm=bn),
                                   conv_bn_relu(w(64), w(192), 3, batch_norm=bn),
-                                  nn.MaxPool2D(3, 2, padding=1))
+                                  MaxPool2D(3, 2, padding=1))
 
         def stage(specs, ch):
             blocks = []
@@ -117,10 +117,10 @@ class GoogLeNet(nn.Layer):
             return blocks, ch
 
         b3, ch = stage(STAGE3, w(192))
-        self.stage3 = nn.Sequential(*b3, nn.MaxPool2D(3, 2, padding=1))
+        self.stage3 = nn.Sequential(*b3, MaxPool2D(3, 2, padding=1))
         b4, ch4 = stage(STAGE4, ch)
         self.stage4 = nn.LayerList(b4)
-        self.pool4 = nn.MaxPool2D(3, 2, padding=1)
+        self.pool4 = MaxPool2D(3, 2, padding=1)
         b5, ch5 = stage(STAGE5, ch4)
         self.stage5 = nn.Sequential(*b5, nn.AdaptiveAvgPool2D(1), nn.Flatten(), nn.Dropout(dropout))
         self.fc = nn.Linear(ch5, num_classes)

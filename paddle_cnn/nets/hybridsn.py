@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Tuple
 
-import paddle
 from paddle import nn
 
 from ._layers import Conv2D

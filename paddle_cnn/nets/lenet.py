@@ -6,7 +6,7 @@ from typing import Tuple
 import paddle
 from paddle import nn
 
-from ._layers import Conv2D
+from ._layers import AvgPool2D, Conv2D, MaxPool2D
 from ._registry import flat_features, register
 
 
@@ -21,10 +21,10 @@ def lenet(num_classes: int = 10, in_channels: int = 1, input_size=(28, 28)) -> n
     features = [
         Conv2D(in_channels, 6, kernel_size=5, padding=2),
         nn.Sigmoid(),
-        nn.AvgPool2D(kernel_size=2, stride=2),
+        AvgPool2D(kernel_size=2, stride=2),
         Conv2D(6, 16, kernel_size=5),
         nn.Sigmoid(),
-        nn.AvgPool2D(kernel_size=2, stride=2),
+        AvgPool2D(kernel_size=2, stride=2),
         nn.Flatten(),
     ]
     n_flat = flat_features(nn.Sequential(*features), (in_channels, *input_size))
@@ -40,9 +40,9 @@ class LeNet(nn.Layer):
     def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: Tuple[int, int] = (28, 28)):
         super().__init__()
         self.conv1 = Conv2D(in_channels, 6, kernel_size=3, padding=1)
-        self.pool1 = nn.MaxPool2D(kernel_size=2, stride=2)
+        self.pool1 = MaxPool2D(kernel_size=2, stride=2)
         self.conv2 = Conv2D(6, 16, kernel_size=5)
-        self.pool2 = nn.MaxPool2D(kernel_size=2, stride=2)
+        self.pool2 = MaxPool2D(kernel_size=2, stride=2)
         self.flatten = nn.Flatten()
         n_flat = flat_features(self.features, (in_channels, *input_size))
         self.fc1 = nn.Linear(n_flat, 120)
@@ -71,8 +71,8 @@ def lenet_subclassed(num_classes: int = 10, in_channels: int = 1, input_size=(28
 def lenet_bn(num_classes: int = 10, in_channels: int = 1, input_size=(28, 28)) -> nn.Sequential:
     """LeNet with batch normalisation after every conv and hidden linear layer (the BN tutorial's net)."""
     features = [
-        Conv2D(in_channels, 6, kernel_size=5), nn.BatchNorm2D(6), nn.Sigmoid(), nn.AvgPool2D(2, stride=2),
-        Conv2D(6, 16, kernel_size=5), nn.BatchNorm2D(16), nn.Sigmoid(), nn.AvgPool2D(2, stride=2),
+        Conv2D(in_channels, 6, kernel_size=5), nn.BatchNorm2D(6), nn.Sigmoid(), AvgPool2D(2, stride=2),
+        Conv2D(6, 16, kernel_size=5), nn.BatchNorm2D(16), nn.Sigmoid(), AvgPool2D(2, stride=2),
         nn.Flatten(),
     ]
     n_flat = flat_features(nn.Sequential(*features), (in_channels, *input_size))

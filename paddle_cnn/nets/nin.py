@@ -10,7 +10,7 @@ from typing import Sequence, Tuple
 from paddle import nn
 
 from ._blocks import scaled
-from ._layers import Conv2D
+from ._layers import Conv2D, MaxPool2D
 from ._registry import register
 
 
@@ -27,9 +27,9 @@ def _nin(num_classes: int, in_channels: int, stem: Tuple[int, int, int], widths:
     k, s, p = stem
     c1, c2, c3 = widths
     return nn.Sequential(
-        nin_block(in_channels, c1, k, s, p), nn.MaxPool2D(3, stride=2),
-        nin_block(c1, c2, 5, 1, 2), nn.MaxPool2D(3, stride=2),
-        nin_block(c2, c3, 3, 1, 1), nn.MaxPool2D(3, stride=2),
+        nin_block(in_channels, c1, k, s, p), MaxPool2D(3, stride=2),
+        nin_block(c1, c2, 5, 1, 2), MaxPool2D(3, stride=2),
+        nin_block(c2, c3, 3, 1, 1), MaxPool2D(3, stride=2),
         nn.Dropout(0.5),
         nin_block(c3, num_classes, 3, 1, 1),
         nn.AdaptiveAvgPool2D(1),

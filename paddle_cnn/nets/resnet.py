@@ -14,7 +14,7 @@ import paddle.nn.functional as F
 from paddle import nn
 
 from ._blocks import scaled
-from ._layers import Conv2D
+from ._layers import Conv2D, MaxPool2D
 from ._registry import register
 
 
@@ -86,7 +86,7 @@ class ResNet(nn.Layer):
                                       nn.ReLU())
         else:
             self.stem = nn.Sequential(Conv2D(in_channels, widths[0], 7, stride=2, padding=3),
-                                      nn.BatchNorm2D(widths[0]), nn.ReLU(), nn.MaxPool2D(3, stride=2, padding=1))
+                                      nn.BatchNorm2D(widths[0]), nn.ReLU(), MaxPool2D(3, stride=2, padding=1))
         stages, ch = [], widths[0]
         for i, (n, planes) in enumerate(zip(layers, widths)):
             blocks = []

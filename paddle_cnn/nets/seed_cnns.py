@@ -9,7 +9,7 @@ from typing import Tuple
 
 from paddle import nn
 
-from ._layers import Conv2D
+from ._layers import AvgPool2D, Conv2D
 from ._registry import flat_features, register
 
 
@@ -18,10 +18,10 @@ def _notebook_cnn(num_classes: int, in_channels: int, input_size: Tuple[int, int
     features = [
         Conv2D(in_channels, 16, kernel_size=3, padding=1, dilation=dilation),
         nn.ReLU(),
-        nn.AvgPool2D(kernel_size=2),
+        AvgPool2D(kernel_size=2),
         Conv2D(16, 32, kernel_size=3, padding=0, dilation=dilation),
         nn.ReLU(),
-        nn.AvgPool2D(kernel_size=2),
+        AvgPool2D(kernel_size=2),
         nn.Flatten(),
     ]
     n_flat = flat_features(nn.Sequential(*features), (in_channels, *input_size))

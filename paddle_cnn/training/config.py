@@ -48,6 +48,7 @@ class RunConfig:
     gamma: float = 0.1
     seed: int = 0
     device: str = "auto"  # auto (GPU if Paddle has CUDA), cpu or gpu
+    threads: int = 0  # CPU threads for the fast conv/pool operators; 0: OMP_NUM_THREADS, else cores / processes
     amp: bool = False  # mixed precision (O1); GPU only
     log_every: int = 100  # print progress every N steps
     keep_epochs: int = 0  # keep only the last N epoch_* checkpoints (0 keeps all)
@@ -63,7 +64,7 @@ class RunConfig:
         for name in ("epochs", "batch_size", "val_size", "log_every", "step_size", "in_channels"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"config {name} must be >= 1, got {getattr(self, name)}")
-        for name in ("keep_epochs", "train_limit", "test_limit", "weight_decay", "momentum"):
+        for name in ("keep_epochs", "train_limit", "test_limit", "weight_decay", "momentum", "threads"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"config {name} must be >= 0, got {getattr(self, name)}")
         for name in ("lr", "gamma"):

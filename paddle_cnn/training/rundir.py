@@ -38,7 +38,8 @@ from .config import RunConfig
 PathLike = Union[str, Path]
 LOCK_FILE = ".lock"
 # Settings that may change when a run is resumed; anything else must match the saved config.
-RESUMABLE_CHANGES = ("epochs", "log_every", "device", "keep_epochs", "data_dir", "train_csv", "test_csv", "download")
+RESUMABLE_CHANGES = ("epochs", "log_every", "device", "threads", "keep_epochs", "data_dir", "train_csv", "test_csv",
+                     "download")
 
 
 class RunDirError(UserError):

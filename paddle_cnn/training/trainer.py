@@ -8,7 +8,6 @@ checked before the folder is touched.
 """
 from __future__ import annotations
 
-import dataclasses
 import shlex
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ import paddle
 from paddle import nn
 from paddle.static import InputSpec
 
-from .. import analysis, nets
+from .. import analysis, fast, nets
 from ..contract import InputContract
 from ..datasets import mean_std
 from . import checkpoint as ckpt
@@ -94,6 +93,8 @@ class Trainer:
         if not resume:
             self.run.check_new(overwrite)
         self.device = select_device(config.device)
+        self.threads = config.threads or fast.default_threads(self.world_size)
+        fast.set_threads(self.threads)  # no effect where the fast operators are unavailable
         if config.amp and self.device != "gpu":
             raise ConfigError("amp=True needs a GPU (mixed precision is not used on CPU); drop --amp")
         self.data = data if data is not None else build_data(config)
@@ -198,6 +199,7 @@ class Trainer:
                 "epochs": st.epoch, "checkpoint": "latest (the final epoch)",
                 "params": int(sum(int(np.prod(p.shape)) for p in self.net.parameters())),
                 "processes": self.world_size,  # data-parallel processes of the last fit
+                "threads": self.threads, "fast_ops": fast.ops() is not None,
                 "best_epoch": st.best_epoch, "best_val_acc": st.best_val_acc,
                 "input_shape": list(self.contract.shape)}
             records = analysis.layer_table(self.net, self.contract.shape)

@@ -1,0 +1,180 @@
+"""Fast CPU convolution and pooling: custom Paddle operators backed by oneDNN (``onednn_ops.cc``).
+
+Built once per environment with ``paddle.utils.cpp_extension`` into
+``~/.cache/paddle_cnn/ops/<key>/`` (``$PADDLE_CNN_CACHE`` moves it), where the key covers the
+source, Paddle's version and the Python ABI; processes that start together wait for one build.
+The project's layer classes (:mod:`paddle_cnn.nets._layers`) call :func:`ops`; when it returns
+None they use Paddle's own kernels. ``PADDLE_CNN_FAST_OPS=0`` switches the operators off; when they
+cannot be built or loaded (no compiler, no oneDNN headers, another platform), one line on stderr
+says why and training goes on with the stock kernels.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sys
+import sysconfig
+from pathlib import Path
+from types import ModuleType
+from typing import List, Optional
+
+SOURCE = Path(__file__).with_name("onednn_ops.cc")
+SWITCH = "PADDLE_CNN_FAST_OPS"
+HEADERS_ENV = "PADDLE_CNN_ONEDNN_INCLUDE"  # a folder holding oneapi/dnnl/dnnl.hpp, if not in the environment
+
+_state = {"loaded": False, "module": None, "reason": None}
+
+
+class FastOpsUnavailable(RuntimeError):
+    """Why the operators could not be built or loaded (shown once, as one line)."""
+
+
+def enabled() -> bool:
+    return os.environ.get(SWITCH, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def ops() -> Optional[ModuleType]:
+    """The loaded operator module, or None (switched off, or unavailable: said once on stderr)."""
+    if not enabled():
+        return None
+    if not _state["loaded"]:
+        _state["loaded"] = True
+        try:
+            _state["module"] = _load()
+        except FastOpsUnavailable as exc:
+            _state["reason"] = str(exc)
+            print(f"paddle_cnn: fast CPU conv/pool operators unavailable ({exc}); using Paddle's own kernels",
+                  file=sys.stderr, flush=True)
+    if _state["module"] is not None and "threads_set" not in _state:
+        _state["threads_set"] = True
+        set_threads(default_threads())
+    return _state["module"]
+
+
+def unavailable_reason() -> Optional[str]:
+    return _state["reason"]
+
+
+def default_threads(processes: int = 1) -> int:
+    """OMP_NUM_THREADS if the user set it, else the cores this process may use shared by ``processes``."""
+    import paddle_cnn
+
+    if paddle_cnn.USER_OMP_NUM_THREADS and paddle_cnn.USER_OMP_NUM_THREADS.strip().isdigit():
+        return max(1, int(paddle_cnn.USER_OMP_NUM_THREADS))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, processes))
+
+
+def set_threads(n: int) -> None:
+    """Threads the operators give oneDNN (no effect when they are unavailable)."""
+    lib = _library()
+    if lib is not None:
+        lib.pcnn_set_threads(int(n))
+
+
+def get_threads() -> Optional[int]:
+    lib = _library()
+    return None if lib is None else int(lib.pcnn_get_threads())
+
+
+def _library():
+    """The operators' shared library through ctypes, for its two plain C functions."""
+    module = ops()
+    if module is None:
+        return None
+    if "cdll" not in _state:
+        import ctypes
+
+        so = next(Path(module.__file__).parent.rglob("paddle_cnn_onednn*.so"))
+        _state["cdll"] = ctypes.CDLL(str(so))
+    return _state["cdll"]
+
+
+def header_dirs() -> List[Path]:
+    """Where oneDNN's headers may be: $PADDLE_CNN_ONEDNN_INCLUDE, this environment's include folders."""
+    candidates = [os.environ.get(HEADERS_ENV), Path(sys.prefix) / "include", sysconfig.get_path("data") + "/include"]
+    try:
+        import site
+
+        candidates.append(Path(site.getuserbase()) / "include")
+    except (ImportError, AttributeError):
+        pass
+    return [Path(c) for c in candidates if c and (Path(c) / "oneapi" / "dnnl" / "dnnl.hpp").is_file()]
+
+
+def _paddle_libs() -> Path:
+    import paddle
+
+    return Path(paddle.__file__).parent / "libs"
+
+
+def build_key() -> str:
+    import paddle
+
+    h = hashlib.sha256(SOURCE.read_bytes())
+    h.update(f"{paddle.__version__}|{paddle.version.commit}|{sys.version_info[:2]}|{sysconfig.get_platform()}".encode())
+    return h.hexdigest()[:16]
+
+
+def cache_root() -> Path:
+    env = os.environ.get("PADDLE_CNN_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "paddle_cnn"
+
+
+def _load() -> ModuleType:
+    if not sys.platform.startswith("linux"):
+        raise FastOpsUnavailable(f"built for Linux only, this is {sys.platform}")
+    import paddle
+
+    if paddle.is_compiled_with_cuda():
+        raise FastOpsUnavailable("a CUDA build of Paddle: its GPU kernels are used")
+    libdnnl = _paddle_libs() / "libdnnl.so.3"
+    if not libdnnl.is_file():
+        raise FastOpsUnavailable(f"this Paddle wheel ships no {libdnnl.name}")
+    headers = header_dirs()
+    if not headers:
+        raise FastOpsUnavailable("oneDNN headers not found; pip install 'onednn-devel-cpu-gomp==2023.2.0' "
+                                 f"(the [cpu] extra does) or set ${HEADERS_ENV}")
+    folder = cache_root() / "ops" / build_key()
+    folder.mkdir(parents=True, exist_ok=True)
+    import fcntl
+
+    with open(folder / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one build; other processes wait, then load it
+        try:
+            return _compile_and_load(folder, headers[0], libdnnl.parent)
+        except FastOpsUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the compiler or loader failed: fall back, say why
+            raise FastOpsUnavailable(f"build failed: {str(exc).strip().splitlines()[-1][:200]}; "
+                                     f"log in {folder / 'build.log'}") from None
+
+
+def _compile_and_load(folder: Path, include: Path, libs: Path) -> ModuleType:
+    from paddle.utils.cpp_extension import load
+
+    with open(folder / "build.log", "a") as log, _fds_to(log):
+        return load(name="paddle_cnn_onednn", sources=[str(SOURCE)], extra_include_paths=[str(include)],
+                    extra_cxx_cflags=["-O2"], build_directory=str(folder), verbose=False,
+                    extra_ldflags=[f"-L{libs}", "-l:libdnnl.so.3", f"-Wl,-rpath,{libs}", "-ldl"])
+
+
+@contextlib.contextmanager
+def _fds_to(log):
+    """stdout and stderr of this process and its compiler subprocesses into ``log`` (Paddle's loader
+    prints progress lines and compiler warnings that a user training a net need not see)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)

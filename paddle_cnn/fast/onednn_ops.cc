@@ -1,0 +1,468 @@
+// Batched CPU convolution and pooling for Paddle dygraph, through oneDNN (as PyTorch does on CPU).
+//
+// Paddle 3.3's CPU conv kernels loop over the batch one sample at a time (im2col, then a small GEMM
+// per sample) and its pooling kernels are scalar loops; dygraph never selects its oneDNN kernels.
+// These operators call oneDNN primitives on the whole batch instead. They link against the
+// libdnnl.so.3 that the paddlepaddle wheel already ships (oneDNN keeps its ABI within major
+// version 3); only the headers come from the onednn-devel package.
+//
+// Tensors stay in Paddle's plain NCHW / OIHW layout; each primitive may choose a blocked layout
+// (format_tag::any) and the data are reordered in and out, which is what oneDNN recommends.
+
+#include <oneapi/dnnl/dnnl_config.h>
+// The onednn-devel headers are configured with the experimental sparse API, which Paddle's build of
+// libdnnl.so.3 leaves out (its memory constructors call dnnl_memory_create_v2): use the stable API.
+#undef DNNL_EXPERIMENTAL_SPARSE
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <dlfcn.h>
+
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "paddle/extension.h"
+
+// Threads for oneDNN. Paddle's process holds two OpenMP runtimes (Intel's libiomp5, which Paddle's
+// libdnnl.so.3 binds to, and GNU's libgomp) and sets OMP_NUM_THREADS=1 when it is unset, so oneDNN
+// would run on one thread. Each operator sets the count it was given, in every runtime present,
+// on its own thread (the setting is per thread) before it creates or runs a primitive. 0 leaves
+// the runtimes alone. Set from Python through pcnn_set_threads (ctypes).
+static int g_threads = 0;
+extern "C" void pcnn_set_threads(int n) { g_threads = n; }
+extern "C" int pcnn_get_threads() { return g_threads; }
+static void apply_threads() {
+  typedef void (*SetThreads)(int);
+  static std::vector<SetThreads> setters = [] {
+    std::vector<SetThreads> found;
+    for (const char* lib : {"libiomp5.so", "libgomp.so.1"}) {
+      if (void* h = dlopen(lib, RTLD_NOLOAD | RTLD_LAZY)) {
+        if (void* f = dlsym(h, "omp_set_num_threads")) found.push_back(reinterpret_cast<SetThreads>(f));
+      }
+    }
+    return found;
+  }();
+  if (g_threads <= 0) return;
+  for (auto set : setters) set(g_threads);
+}
+
+using dnnl::memory;
+using tag = dnnl::memory::format_tag;
+using dt = dnnl::memory::data_type;
+
+namespace {
+
+dnnl::engine& cpu_engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+struct Conv {
+  int64_t n, ic, ih, iw, oc, kh, kw, oh, ow, groups;
+  memory::dims strides, dilates, pad_l, pad_r;  // dilates as oneDNN counts them (0 = none)
+};
+
+Conv conv_geometry(const std::vector<int64_t>& x, const std::vector<int64_t>& w, const std::vector<int>& strides,
+                   const std::vector<int>& paddings, const std::vector<int>& dilations, int groups) {
+  // paddings: [top, bottom, left, right]
+  Conv c;
+  c.n = x[0]; c.ic = x[1]; c.ih = x[2]; c.iw = x[3];
+  c.oc = w[0]; c.kh = w[2]; c.kw = w[3]; c.groups = groups;
+  if (w[1] * groups != c.ic) PD_THROW("pcnn conv2d: weight channels do not match the input");
+  int64_t ekh = (c.kh - 1) * dilations[0] + 1, ekw = (c.kw - 1) * dilations[1] + 1;
+  c.oh = (c.ih + paddings[0] + paddings[1] - ekh) / strides[0] + 1;
+  c.ow = (c.iw + paddings[2] + paddings[3] - ekw) / strides[1] + 1;
+  if (c.oh <= 0 || c.ow <= 0) PD_THROW("pcnn conv2d: the window is larger than the padded input");
+  c.strides = {strides[0], strides[1]};
+  c.dilates = {dilations[0] - 1, dilations[1] - 1};
+  c.pad_l = {paddings[0], paddings[2]};
+  c.pad_r = {paddings[1], paddings[3]};
+  return c;
+}
+
+memory::dims weight_dims(const Conv& c) {
+  if (c.groups == 1) return {c.oc, c.ic, c.kh, c.kw};
+  return {c.groups, c.oc / c.groups, c.ic / c.groups, c.kh, c.kw};
+}
+tag weight_tag(const Conv& c) { return c.groups == 1 ? tag::oihw : tag::goihw; }
+
+// Primitive descriptors are cached by geometry: creating them is the costly part of a small conv.
+struct ConvPrims {
+  dnnl::convolution_forward::primitive_desc fwd;
+  dnnl::convolution_backward_data::primitive_desc bwd_data;
+  dnnl::convolution_backward_weights::primitive_desc bwd_weights;
+  dnnl::convolution_forward fwd_prim;
+  dnnl::convolution_backward_data bwd_data_prim;
+  dnnl::convolution_backward_weights bwd_weights_prim;
+};
+
+std::string conv_key(const Conv& c, bool bias) {
+  std::string k;
+  for (int64_t v : {c.n, c.ic, c.ih, c.iw, c.oc, c.kh, c.kw, c.groups, c.strides[0], c.strides[1], c.dilates[0],
+                    c.dilates[1], c.pad_l[0], c.pad_l[1], c.pad_r[0], c.pad_r[1], (int64_t)bias})
+    k += std::to_string(v) + ",";
+  return k;
+}
+
+ConvPrims& conv_prims(const Conv& c, bool bias) {
+  static std::mutex mu;
+  static std::unordered_map<std::string, ConvPrims*> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto key = conv_key(c, bias);
+  auto it = cache.find(key);
+  if (it != cache.end()) return *it->second;
+  auto& eng = cpu_engine();
+  memory::desc src({c.n, c.ic, c.ih, c.iw}, dt::f32, tag::any);
+  memory::desc wei(weight_dims(c), dt::f32, tag::any);
+  memory::desc dst({c.n, c.oc, c.oh, c.ow}, dt::f32, tag::any);
+  memory::desc b({c.oc}, dt::f32, tag::x);
+  auto fwd = bias ? dnnl::convolution_forward::primitive_desc(
+                        eng, dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src, wei, b, dst,
+                        c.strides, c.dilates, c.pad_l, c.pad_r)
+                  : dnnl::convolution_forward::primitive_desc(
+                        eng, dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src, wei, dst,
+                        c.strides, c.dilates, c.pad_l, c.pad_r);
+  auto bwd_data = dnnl::convolution_backward_data::primitive_desc(
+      eng, dnnl::algorithm::convolution_direct, src, wei, dst, c.strides, c.dilates, c.pad_l, c.pad_r, fwd);
+  auto bwd_weights = bias ? dnnl::convolution_backward_weights::primitive_desc(
+                                eng, dnnl::algorithm::convolution_direct, src, wei, b, dst, c.strides, c.dilates,
+                                c.pad_l, c.pad_r, fwd)
+                          : dnnl::convolution_backward_weights::primitive_desc(
+                                eng, dnnl::algorithm::convolution_direct, src, wei, dst, c.strides, c.dilates,
+                                c.pad_l, c.pad_r, fwd);
+  auto* p = new ConvPrims{fwd, bwd_data, bwd_weights, dnnl::convolution_forward(fwd),
+                          dnnl::convolution_backward_data(bwd_data),
+                          dnnl::convolution_backward_weights(bwd_weights)};
+  cache[key] = p;
+  return *p;
+}
+
+// A plain Paddle buffer seen as `want`: the buffer itself when the layouts agree, else a reorder of it.
+memory as_input(dnnl::stream& s, const memory::desc& plain, const float* data, const memory::desc& want) {
+  memory user(plain, cpu_engine(), const_cast<float*>(data));
+  if (want == plain) return user;
+  memory m(want, cpu_engine());
+  dnnl::reorder(user, m).execute(s, user, m);
+  return m;
+}
+
+// Where a primitive writes `produced`; call finish() to land it in the plain Paddle buffer.
+struct Output {
+  memory plain, mem;
+  Output(const memory::desc& plain_md, float* data, const memory::desc& produced)
+      : plain(plain_md, cpu_engine(), data), mem(produced == plain_md ? plain : memory(produced, cpu_engine())) {}
+  void finish(dnnl::stream& s) {
+    if (mem != plain) dnnl::reorder(mem, plain).execute(s, mem, plain);
+  }
+};
+
+// oneDNN reports failures as C++ exceptions, which must not cross into Paddle's operator runner
+// (it would abort the process): they become Paddle errors, which Python sees as exceptions.
+template <class F>
+auto guarded(F f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const dnnl::error& e) {
+    PD_THROW("pcnn: oneDNN error: ", e.what());
+  }
+}
+
+paddle::Tensor empty_like_shape(const std::vector<int64_t>& shape) {
+  return paddle::empty(shape, paddle::DataType::FLOAT32, paddle::CPUPlace());
+}
+
+void check_cpu_f32(const paddle::Tensor& t, const char* name) {
+  PD_CHECK(t.is_cpu(), "pcnn ops run on CPU tensors only (", name, ")");
+  PD_CHECK(t.dtype() == paddle::DataType::FLOAT32, "pcnn ops take float32 only (", name, ")");
+}
+
+std::vector<paddle::Tensor> conv_forward(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor* b,
+                                         const std::vector<int>& strides, const std::vector<int>& paddings,
+                                         const std::vector<int>& dilations, int groups) {
+  apply_threads();
+  check_cpu_f32(x, "input");
+  check_cpu_f32(w, "weight");
+  auto c = conv_geometry(x.shape(), w.shape(), strides, paddings, dilations, groups);
+  auto& p = conv_prims(c, b != nullptr);
+  dnnl::stream s(cpu_engine());
+  auto out = empty_like_shape({c.n, c.oc, c.oh, c.ow});
+  auto src = as_input(s, memory::desc({c.n, c.ic, c.ih, c.iw}, dt::f32, tag::nchw), x.data<float>(), p.fwd.src_desc());
+  auto wei = as_input(s, memory::desc(weight_dims(c), dt::f32, weight_tag(c)), w.data<float>(), p.fwd.weights_desc());
+  Output dst(memory::desc({c.n, c.oc, c.oh, c.ow}, dt::f32, tag::nchw), out.data<float>(), p.fwd.dst_desc());
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst.mem}};
+  if (b != nullptr) {
+    check_cpu_f32(*b, "bias");
+    args[DNNL_ARG_BIAS] = memory(memory::desc({c.oc}, dt::f32, tag::x), cpu_engine(), const_cast<float*>(b->data<float>()));
+  }
+  p.fwd_prim.execute(s, args);
+  dst.finish(s);
+  s.wait();
+  return {out};
+}
+
+std::vector<paddle::Tensor> conv_backward(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor& dy,
+                                          bool bias, bool need_dx, const std::vector<int>& strides,
+                                          const std::vector<int>& paddings, const std::vector<int>& dilations,
+                                          int groups) {
+  apply_threads();
+  auto c = conv_geometry(x.shape(), w.shape(), strides, paddings, dilations, groups);
+  auto& p = conv_prims(c, bias);
+  dnnl::stream s(cpu_engine());
+  auto dw = empty_like_shape(w.shape());
+  memory::desc plain_src({c.n, c.ic, c.ih, c.iw}, dt::f32, tag::nchw);
+  memory::desc plain_wei(weight_dims(c), dt::f32, weight_tag(c));
+  memory::desc plain_dst({c.n, c.oc, c.oh, c.ow}, dt::f32, tag::nchw);
+
+  paddle::Tensor dx;
+  memory ddst_d;
+  if (need_dx) {  // the first layer's input needs no gradient: its (costly, for 1 channel) pass is skipped
+    dx = empty_like_shape(x.shape());
+    ddst_d = as_input(s, plain_dst, dy.data<float>(), p.bwd_data.diff_dst_desc());
+    auto wei = as_input(s, plain_wei, w.data<float>(), p.bwd_data.weights_desc());
+    Output dsrc(plain_src, dx.data<float>(), p.bwd_data.diff_src_desc());
+    p.bwd_data_prim.execute(s, {{DNNL_ARG_DIFF_DST, ddst_d}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DIFF_SRC, dsrc.mem}});
+    dsrc.finish(s);
+  }
+
+  auto src = as_input(s, plain_src, x.data<float>(), p.bwd_weights.src_desc());
+  auto ddst_w = need_dx && p.bwd_weights.diff_dst_desc() == ddst_d.get_desc()
+                    ? ddst_d
+                    : as_input(s, plain_dst, dy.data<float>(), p.bwd_weights.diff_dst_desc());
+  Output dwei(plain_wei, dw.data<float>(), p.bwd_weights.diff_weights_desc());
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, ddst_w},
+                                       {DNNL_ARG_DIFF_WEIGHTS, dwei.mem}};
+  paddle::Tensor db;
+  if (bias) {
+    db = empty_like_shape({c.oc});
+    args[DNNL_ARG_DIFF_BIAS] = memory(memory::desc({c.oc}, dt::f32, tag::x), cpu_engine(), db.data<float>());
+  }
+  p.bwd_weights_prim.execute(s, args);
+  dwei.finish(s);
+  s.wait();
+  std::vector<paddle::Tensor> grads;
+  if (need_dx) grads.push_back(dx);
+  grads.push_back(dw);
+  if (bias) grads.push_back(db);
+  return grads;
+}
+
+std::vector<int64_t> conv_out_shape(const std::vector<int64_t>& x, const std::vector<int64_t>& w,
+                                    const std::vector<int>& strides, const std::vector<int>& paddings,
+                                    const std::vector<int>& dilations, int groups) {
+  auto c = conv_geometry(x, w, strides, paddings, dilations, groups);
+  return {c.n, c.oc, c.oh, c.ow};
+}
+
+// ---------------------------------------------------------------- pooling
+
+struct Pool {
+  int64_t n, c, ih, iw, oh, ow;
+  memory::dims kernel, strides, pad_l, pad_r;
+  dnnl::algorithm alg;
+};
+
+Pool pool_geometry(const std::vector<int64_t>& x, const std::vector<int>& kernel, const std::vector<int>& strides,
+                   const std::vector<int>& paddings, const std::string& mode) {
+  Pool p;
+  p.n = x[0]; p.c = x[1]; p.ih = x[2]; p.iw = x[3];
+  p.oh = (p.ih + paddings[0] + paddings[1] - kernel[0]) / strides[0] + 1;
+  p.ow = (p.iw + paddings[2] + paddings[3] - kernel[1]) / strides[1] + 1;
+  if (p.ih + paddings[0] + paddings[1] < kernel[0] || p.iw + paddings[2] + paddings[3] < kernel[1])
+    PD_THROW("pcnn pool2d: the window is larger than the padded input");
+  p.kernel = {kernel[0], kernel[1]};
+  p.strides = {strides[0], strides[1]};
+  p.pad_l = {paddings[0], paddings[2]};
+  p.pad_r = {paddings[1], paddings[3]};
+  if (mode == "max") p.alg = dnnl::algorithm::pooling_max;
+  else if (mode == "avg_exclusive") p.alg = dnnl::algorithm::pooling_avg_exclude_padding;
+  else if (mode == "avg_inclusive") p.alg = dnnl::algorithm::pooling_avg_include_padding;
+  else PD_THROW("pcnn pool2d: mode must be max, avg_exclusive or avg_inclusive");
+  return p;
+}
+
+struct PoolPrims {
+  dnnl::pooling_forward::primitive_desc fwd;
+  dnnl::pooling_backward::primitive_desc bwd;
+  dnnl::pooling_forward fwd_prim;
+  dnnl::pooling_backward bwd_prim;
+};
+
+PoolPrims& pool_prims(const Pool& q) {
+  static std::mutex mu;
+  static std::unordered_map<std::string, PoolPrims*> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  std::string key;
+  for (int64_t v : {q.n, q.c, q.ih, q.iw, q.kernel[0], q.kernel[1], q.strides[0], q.strides[1], q.pad_l[0],
+                    q.pad_l[1], q.pad_r[0], q.pad_r[1], (int64_t)q.alg})
+    key += std::to_string(v) + ",";
+  auto it = cache.find(key);
+  if (it != cache.end()) return *it->second;
+  auto& eng = cpu_engine();
+  // Plain layouts: pooling is memory-bound, and a reorder would cost as much as the pooling.
+  memory::desc src({q.n, q.c, q.ih, q.iw}, dt::f32, tag::nchw);
+  memory::desc dst({q.n, q.c, q.oh, q.ow}, dt::f32, tag::nchw);
+  memory::dims no_dilation = {0, 0};
+  auto fwd = dnnl::pooling_forward::primitive_desc(eng, dnnl::prop_kind::forward_training, q.alg, src, dst, q.strides,
+                                                   q.kernel, no_dilation, q.pad_l, q.pad_r);
+  auto bwd = dnnl::pooling_backward::primitive_desc(eng, q.alg, src, dst, q.strides, q.kernel, no_dilation, q.pad_l,
+                                                    q.pad_r, fwd);
+  auto* p = new PoolPrims{fwd, bwd, dnnl::pooling_forward(fwd), dnnl::pooling_backward(bwd)};
+  cache[key] = p;
+  return *p;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- Paddle operators
+
+#define CONV_ATTRS {"strides: std::vector<int>", "paddings: std::vector<int>", "dilations: std::vector<int>", \
+                    "groups: int"}
+
+std::vector<paddle::Tensor> ConvFwd(const paddle::Tensor& x, const paddle::Tensor& w, const std::vector<int>& strides,
+                                    const std::vector<int>& paddings, const std::vector<int>& dilations, int groups) {
+  return guarded([&] { return conv_forward(x, w, nullptr, strides, paddings, dilations, groups); });
+}
+std::vector<paddle::Tensor> ConvBiasFwd(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor& b,
+                                        const std::vector<int>& strides, const std::vector<int>& paddings,
+                                        const std::vector<int>& dilations, int groups) {
+  return guarded([&] { return conv_forward(x, w, &b, strides, paddings, dilations, groups); });
+}
+
+// Backward kernels: with or without bias, with or without the input's gradient.
+template <bool kBias, bool kDx>
+struct ConvBwd;
+template <bool kDx>
+struct ConvBwd<false, kDx> {
+  static std::vector<paddle::Tensor> run(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor& dy,
+                                         const std::vector<int>& strides, const std::vector<int>& paddings,
+                                         const std::vector<int>& dilations, int groups) {
+    return guarded([&] { return conv_backward(x, w, dy, false, kDx, strides, paddings, dilations, groups); });
+  }
+};
+template <bool kDx>
+struct ConvBwd<true, kDx> {
+  static std::vector<paddle::Tensor> run(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor& b,
+                                         const paddle::Tensor& dy, const std::vector<int>& strides,
+                                         const std::vector<int>& paddings, const std::vector<int>& dilations,
+                                         int groups) {
+    return guarded([&] { return conv_backward(x, w, dy, true, kDx, strides, paddings, dilations, groups); });
+  }
+};
+
+std::vector<std::vector<int64_t>> ConvShape(const std::vector<int64_t>& x, const std::vector<int64_t>& w,
+                                            const std::vector<int>& strides, const std::vector<int>& paddings,
+                                            const std::vector<int>& dilations, int groups) {
+  return {conv_out_shape(x, w, strides, paddings, dilations, groups)};
+}
+std::vector<std::vector<int64_t>> ConvBiasShape(const std::vector<int64_t>& x, const std::vector<int64_t>& w,
+                                                const std::vector<int64_t>& b, const std::vector<int>& strides,
+                                                const std::vector<int>& paddings, const std::vector<int>& dilations,
+                                                int groups) {
+  return {conv_out_shape(x, w, strides, paddings, dilations, groups)};
+}
+std::vector<paddle::DataType> F32(const paddle::DataType& x, const paddle::DataType& w) { return {x}; }
+std::vector<paddle::DataType> F32Bias(const paddle::DataType& x, const paddle::DataType& w, const paddle::DataType& b) {
+  return {x};
+}
+
+// pcnn_conv2d[_bias]: gradients for the input and the parameters; *_wgrad: for the parameters only.
+#define CONV_OP(NAME, INPUTS, FWD, SHAPE, DTYPE, GRAD_INPUTS, GRAD_OUTPUTS, BWD) \
+  PD_BUILD_OP(NAME)                                                                 \
+      .Inputs(INPUTS)                                                               \
+      .Outputs({"Out"})                                                             \
+      .Attrs(CONV_ATTRS)                                                            \
+      .SetKernelFn(PD_KERNEL(FWD))                                                  \
+      .SetInferShapeFn(PD_INFER_SHAPE(SHAPE))                                       \
+      .SetInferDtypeFn(PD_INFER_DTYPE(DTYPE));                                      \
+  PD_BUILD_GRAD_OP(NAME)                                                            \
+      .Inputs(GRAD_INPUTS)                                                          \
+      .Outputs(GRAD_OUTPUTS)                                                        \
+      .Attrs(CONV_ATTRS)                                                            \
+      .SetKernelFn(PD_KERNEL(BWD));
+
+#define LIST(...) {__VA_ARGS__}
+CONV_OP(pcnn_conv2d, LIST("X", "W"), ConvFwd, ConvShape, F32, LIST("X", "W", paddle::Grad("Out")),
+        LIST(paddle::Grad("X"), paddle::Grad("W")), (ConvBwd<false, true>::run))
+CONV_OP(pcnn_conv2d_wgrad, LIST("X", "W"), ConvFwd, ConvShape, F32, LIST("X", "W", paddle::Grad("Out")),
+        LIST(paddle::Grad("W")), (ConvBwd<false, false>::run))
+CONV_OP(pcnn_conv2d_bias, LIST("X", "W", "B"), ConvBiasFwd, ConvBiasShape, F32Bias,
+        LIST("X", "W", "B", paddle::Grad("Out")), LIST(paddle::Grad("X"), paddle::Grad("W"), paddle::Grad("B")),
+        (ConvBwd<true, true>::run))
+CONV_OP(pcnn_conv2d_bias_wgrad, LIST("X", "W", "B"), ConvBiasFwd, ConvBiasShape, F32Bias,
+        LIST("X", "W", "B", paddle::Grad("Out")), LIST(paddle::Grad("W"), paddle::Grad("B")),
+        (ConvBwd<true, false>::run))
+
+#define POOL_ATTRS {"kernel: std::vector<int>", "strides: std::vector<int>", "paddings: std::vector<int>", \
+                    "mode: std::string"}
+
+std::vector<paddle::Tensor> PoolFwd(const paddle::Tensor& x, const std::vector<int>& kernel,
+                                    const std::vector<int>& strides, const std::vector<int>& paddings,
+                                    const std::string& mode) {
+  return guarded([&]() -> std::vector<paddle::Tensor> {
+    apply_threads();
+    check_cpu_f32(x, "input");
+    auto q = pool_geometry(x.shape(), kernel, strides, paddings, mode);
+    auto& p = pool_prims(q);
+    dnnl::stream s(cpu_engine());
+    auto out = empty_like_shape({q.n, q.c, q.oh, q.ow});
+    // Max pooling's workspace (where each maximum came from) is an output, for the backward pass.
+    auto ws_md = p.fwd.workspace_desc();
+    auto ws = paddle::empty({std::max<int64_t>(1, (int64_t)ws_md.get_size())}, paddle::DataType::UINT8,
+                            paddle::CPUPlace());
+    memory src(p.fwd.src_desc(), cpu_engine(), const_cast<float*>(x.data<float>()));
+    memory dst(p.fwd.dst_desc(), cpu_engine(), out.data<float>());
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}};
+    if (ws_md.get_size() > 0) args[DNNL_ARG_WORKSPACE] = memory(ws_md, cpu_engine(), ws.data<uint8_t>());
+    p.fwd_prim.execute(s, args);
+    s.wait();
+    return {out, ws};
+  });
+}
+
+std::vector<paddle::Tensor> PoolBwd(const paddle::Tensor& x, const paddle::Tensor& ws, const paddle::Tensor& dy,
+                                    const std::vector<int>& kernel, const std::vector<int>& strides,
+                                    const std::vector<int>& paddings, const std::string& mode) {
+  return guarded([&]() -> std::vector<paddle::Tensor> {
+    apply_threads();
+    auto q = pool_geometry(x.shape(), kernel, strides, paddings, mode);
+    auto& p = pool_prims(q);
+    dnnl::stream s(cpu_engine());
+    auto dx = empty_like_shape(x.shape());
+    memory ddst(p.bwd.diff_dst_desc(), cpu_engine(), const_cast<float*>(dy.data<float>()));
+    memory dsrc(p.bwd.diff_src_desc(), cpu_engine(), dx.data<float>());
+    std::unordered_map<int, memory> args{{DNNL_ARG_DIFF_DST, ddst}, {DNNL_ARG_DIFF_SRC, dsrc}};
+    auto ws_md = p.fwd.workspace_desc();
+    if (ws_md.get_size() > 0)
+      args[DNNL_ARG_WORKSPACE] = memory(ws_md, cpu_engine(), const_cast<uint8_t*>(ws.data<uint8_t>()));
+    p.bwd_prim.execute(s, args);
+    s.wait();
+    return {dx};
+  });
+}
+
+std::vector<std::vector<int64_t>> PoolShape(const std::vector<int64_t>& x, const std::vector<int>& kernel,
+                                            const std::vector<int>& strides, const std::vector<int>& paddings,
+                                            const std::string& mode) {
+  return guarded([&]() -> std::vector<std::vector<int64_t>> {
+    apply_threads();
+    auto q = pool_geometry(x, kernel, strides, paddings, mode);
+    auto& p = pool_prims(q);
+    return {{q.n, q.c, q.oh, q.ow}, {std::max<int64_t>(1, (int64_t)p.fwd.workspace_desc().get_size())}};
+  });
+}
+std::vector<paddle::DataType> PoolDtype(const paddle::DataType& x) { return {x, paddle::DataType::UINT8}; }
+
+PD_BUILD_OP(pcnn_pool2d)
+    .Inputs({"X"})
+    .Outputs({"Out", "Workspace"})
+    .Attrs(POOL_ATTRS)
+    .SetKernelFn(PD_KERNEL(PoolFwd))
+    .SetInferShapeFn(PD_INFER_SHAPE(PoolShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(PoolDtype));
+
+PD_BUILD_GRAD_OP(pcnn_pool2d)
+    .Inputs({"X", "Workspace", paddle::Grad("Out")})
+    .Outputs({paddle::Grad("X")})
+    .Attrs(POOL_ATTRS)
+    .SetKernelFn(PD_KERNEL(PoolBwd));
