@@ -110,46 +110,46 @@ def confusion_image(matrix: np.ndarray, class_names: Sequence[str], title: str =
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
-def prediction_grid(images: np.ndarray, labels: np.ndarray, probs: np.ndarray, class_names: Sequence[str], path,
-                    cols: int = 6, title: Optional[str] = None) -> Path:
-    """Images with predicted class and probability above the true class; wrong ones in red."""
+def image_grid(images: np.ndarray, captions: Sequence[str], path, *, cols: int = 6, red: Sequence[bool] = (),
+               families: Sequence[Optional[str]] = (), title: Optional[str] = None, fontsize: int = 8) -> Path:
+    """The one grid of grey images with a caption above each (red where ``red[i]``); every picture
+    of images in this module is one of these."""
     n = len(images)
+    cols = max(1, min(cols, n))
     rows = -(-n // cols)
-    fig, axes = _subplots(rows, cols, figsize=(cols * 1.9, rows * 2.2))
-    for ax, i in zip(np.ravel(axes), range(rows * cols)):
+    lines = max((c.count("\n") + 1 for c in captions), default=1)
+    fig, axes = _subplots(rows, cols, figsize=(cols * 2.1, rows * (1.5 + 0.3 * lines)), squeeze=False)
+    for ax, i in zip(axes.ravel(), range(rows * cols)):
         ax.axis("off")
-        if i >= n:
-            continue
-        ax.imshow(images[i], cmap="gray", vmin=0, vmax=255)
-        pred = int(probs[i].argmax())
-        ok = pred == int(labels[i])
-        ax.set_title(f"{class_names[pred]} {probs[i, pred]:.2f}\ntrue: {class_names[int(labels[i])]}",
-                     fontsize=8, color="black" if ok else "red")
+        if i < n:
+            ax.imshow(images[i], cmap="gray", vmin=0, vmax=255)
+            ax.set_title(captions[i], fontsize=fontsize, color="red" if i < len(red) and red[i] else "black",
+                         family=families[i] if i < len(families) else None)
     if title:
         fig.suptitle(title)
     return _save(fig, path)
 
 
+def prediction_grid(images: np.ndarray, labels: np.ndarray, probs: np.ndarray, class_names: Sequence[str], path,
+                    cols: int = 6, title: Optional[str] = None) -> Path:
+    """Images with predicted class and probability above the true class; wrong ones in red."""
+    preds = probs.argmax(1)
+    captions = [f"{class_names[p]} {probs[i, p]:.2f}\ntrue: {class_names[int(labels[i])]}" for i, p in enumerate(preds)]
+    return image_grid(images, captions, path, cols=cols, red=list(preds != labels.reshape(-1)), title=title)
+
+
 def comparison_predictions(images: np.ndarray, labels: np.ndarray, probs: Dict[str, np.ndarray],
                            class_names: Sequence[str], path, cols: int = 6) -> Path:
     """Random test images, each captioned with the true class and every run's prediction (red if wrong)."""
-    n = len(images)
-    rows = -(-n // cols)
-    fig, axes = _subplots(rows, cols, figsize=(cols * 2.3, rows * (1.9 + 0.35 * len(probs))))
-    for ax, i in zip(np.ravel(axes), range(rows * cols)):
-        ax.axis("off")
-        if i >= n:
-            continue
-        ax.imshow(images[i], cmap="gray", vmin=0, vmax=255)
-        true = int(labels[i])
+    captions, red = [], []
+    for i, true in enumerate(int(v) for v in labels):
         lines = [f"true: {class_names[true]}"]
-        wrong = False
         for name, p in probs.items():
             pred = int(p[i].argmax())
-            wrong |= pred != true
             lines.append(f"{name}: {class_names[pred]} {p[i, pred]:.2f}")
-        ax.set_title("\n".join(lines), fontsize=7, color="red" if wrong else "black")
-    return _save(fig, path)
+        captions.append("\n".join(lines))
+        red.append(any(int(p[i].argmax()) != true for p in probs.values()))
+    return image_grid(images, captions, path, cols=cols, red=red, fontsize=7)
 
 
 def has_cjk_font() -> bool:
@@ -162,19 +162,13 @@ def has_cjk_font() -> bool:
 
 def input_grid(images: np.ndarray, probs: np.ndarray, class_names: Sequence[str], titles: Sequence[str],
                path, cols: int = 6) -> Path:
-    """The inputs exactly as the model saw them (28x28, after inversion and fitting), with the top class."""
-    n = len(images)
-    cols = min(cols, n)
-    rows = -(-n // cols)
-    fig, axes = _subplots(rows, cols, figsize=(cols * 2.0, rows * 2.3), squeeze=False)
-    for ax, i in zip(axes.ravel(), range(rows * cols)):
-        ax.axis("off")
-        if i < n:
-            ax.imshow(images[i], cmap="gray", vmin=0, vmax=255)
-            top = int(probs[i].argmax())
-            name, family = displayable(titles[i][:18], f"image {i + 1}")
-            ax.set_title(f"{name}\n{class_names[top]} {probs[i, top]:.2f}", fontsize=8, family=family)
-    return _save(fig, path)
+    """The inputs exactly as the model saw them (after inversion, fitting and resizing), with the top class."""
+    captions, families = [], []
+    for i, top in enumerate(probs.argmax(1)):
+        name, family = displayable(titles[i][:18], f"image {i + 1}")
+        captions.append(f"{name}\n{class_names[top]} {probs[i, top]:.2f}")
+        families.append(family)
+    return image_grid(images, captions, path, cols=cols, families=families)
 
 
 def _charmap(path: str) -> set:
