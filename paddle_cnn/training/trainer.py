@@ -94,7 +94,8 @@ class Trainer:
             self.run.check_new(overwrite)
         self.device = select_device(config.device)
         self.threads = config.threads or fast.default_threads(self.world_size)
-        fast.set_threads(self.threads)  # no effect where the fast operators are unavailable
+        if self.device == "cpu":  # GPU runs never build or load the CPU operators
+            fast.set_threads(self.threads)  # no effect where they are unavailable
         if config.amp and self.device != "gpu":
             raise ConfigError("amp=True needs a GPU (mixed precision is not used on CPU); drop --amp")
         self.data = data if data is not None else build_data(config)
@@ -199,7 +200,7 @@ class Trainer:
                 "epochs": st.epoch, "checkpoint": "latest (the final epoch)",
                 "params": int(sum(int(np.prod(p.shape)) for p in self.net.parameters())),
                 "processes": self.world_size,  # data-parallel processes of the last fit
-                "threads": self.threads, "fast_ops": fast.ops() is not None,
+                "threads": self.threads, "fast_ops": self.device == "cpu" and fast.ops() is not None,
                 "best_epoch": st.best_epoch, "best_val_acc": st.best_val_acc,
                 "input_shape": list(self.contract.shape)}
             records = analysis.layer_table(self.net, self.contract.shape)
