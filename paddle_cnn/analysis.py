@@ -21,7 +21,7 @@ import numpy as np
 import paddle
 from paddle import nn
 
-from .nets._registry import probe
+from .nets._registry import effective_kernel, probe, window_geometry
 
 __all__ = ["LayerRecord", "layer_table", "receptive_field", "format_table", "effective_kernel", "count_flops",
            "FlopCount"]
@@ -83,28 +83,11 @@ def _layer_cost(layer: nn.Layer, x: paddle.Tensor, y: paddle.Tensor) -> Tuple[in
     return 0, 0
 
 
-def effective_kernel(kernel: int, dilation: int) -> int:
-    """Extent of a dilated kernel: k + (k - 1)(r - 1)."""
-    return kernel + (kernel - 1) * (dilation - 1)
-
-
-def _tuple(value, n: int) -> Tuple[int, ...]:
-    if isinstance(value, (list, tuple)):
-        return tuple(int(v) for v in value)
-    return (int(value),) * n
-
-
 def _kernel_stride(layer: nn.Layer, in_spatial: Sequence[int], out_spatial: Sequence[int]):
     """Effective kernel and stride of a spatial layer, or None if the layer is not one we model."""
-    n = len(in_spatial)
-    if isinstance(layer, _CONV):
-        k = _tuple(layer._kernel_size, n)
-        d = _tuple(layer._dilation, n)
-        return tuple(effective_kernel(ki, di) for ki, di in zip(k, d)), _tuple(layer._stride, n)
-    if isinstance(layer, _POOL):
-        k = _tuple(layer.ksize, n)
-        s = _tuple(layer.stride if layer.stride is not None else layer.ksize, n)
-        return k, s
+    geometry = window_geometry(layer, len(in_spatial))
+    if geometry is not None:
+        return geometry[0], geometry[1]
     if isinstance(layer, _ADAPTIVE):
         # Adaptive pooling behaves like stride in//out with a kernel covering the remainder.
         s = tuple(max(i // max(o, 1), 1) for i, o in zip(in_spatial, out_spatial))

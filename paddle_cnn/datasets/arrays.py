@@ -111,6 +111,12 @@ class ArrayDataset(paddle.io.Dataset):
             return self.scale(out.reshape(out.shape[:2]))
         return out
 
+    def batch(self, indices: np.ndarray, epoch: Optional[int] = None) -> np.ndarray:
+        """float32 (N, C, H, W) images of ``indices``: one array op without a transform, else item by item."""
+        if self.transform is None:
+            return self.scale(self.images[indices])
+        return np.stack([np.asarray(self.image(i, epoch), dtype=np.float32) for i in indices])
+
     def __getitem__(self, index: int):
         image = self.image(index)
         if self.labels is None:
@@ -179,10 +185,7 @@ class BatchLoader:
             idx_ = order[b * self.batch_size:(b + 1) * self.batch_size]
             if self.world_size > 1:
                 idx_ = np.split(idx_, self.world_size)[self.rank]
-            if ds.transform is None:
-                images = ds.scale(ds.images[idx_])
-            else:
-                images = np.stack([np.asarray(ds.image(i, self.epoch), dtype=np.float32) for i in idx_])
+            images = ds.batch(idx_, self.epoch)
             if ds.labels is None:
                 yield [images]
             else:

@@ -18,6 +18,7 @@ import paddle.nn.functional as F
 from paddle import nn
 
 from .. import fast
+from ._registry import padding_pairs
 
 
 def _fast_ops(x) -> Optional[object]:
@@ -28,15 +29,10 @@ def _fast_ops(x) -> Optional[object]:
 
 
 def _four(padding) -> Optional[List[int]]:
-    """[top, bottom, left, right] from Paddle's resolved 2-D padding, None for forms we do not take."""
-    if isinstance(padding, int):
-        return [padding] * 4
-    if isinstance(padding, (list, tuple)) and all(isinstance(v, int) for v in padding):
-        if len(padding) == 2:
-            return [padding[0], padding[0], padding[1], padding[1]]
-        if len(padding) == 4:
-            return list(padding)
-    return None
+    """[top, bottom, left, right] from Paddle's 2-D padding forms, None for strings ('SAME', 'VALID')
+    and forms the shared parser does not know."""
+    pairs = () if isinstance(padding, str) else padding_pairs(padding, 2)
+    return [int(v) for pair in pairs for v in pair] if len(pairs) == 2 else None
 
 
 def _pair(value) -> List[int]:
@@ -74,7 +70,7 @@ def _pool(layer, x, mode: str):
     ops = _fast_ops(x)
     if ops is None or layer.ceil_mode or layer.data_format != "NCHW" or isinstance(layer.padding, str):
         return None
-    pads = _four(layer.padding if isinstance(layer.padding, int) else list(layer.padding))
+    pads = _four(layer.padding)
     if pads is None:
         return None
     kernel = _pair(layer.ksize)

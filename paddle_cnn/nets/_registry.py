@@ -152,8 +152,9 @@ class InputTooSmallError(UserError):
     """An input smaller than a network's layers can take; the message names the layer and the minimum."""
 
 
-def _pairs(value, n: int) -> Tuple[Tuple[int, int], ...]:
-    """Padding as (before, after) per spatial dim from Paddle's forms: int, [p]*n, [b, a]*n."""
+def padding_pairs(value, n: int) -> Tuple[Tuple[int, int], ...]:
+    """Padding as (before, after) per spatial dim from Paddle's forms: int, [p]*n, [b, a]*n,
+    [[0, 0], [0, 0], [b, a], ...]; () for 'SAME' and forms it does not know."""
     if isinstance(value, str):
         return ((0, 0),) * n if value.upper() == "VALID" else ()  # SAME always fits
     if isinstance(value, int):
@@ -168,18 +169,27 @@ def _pairs(value, n: int) -> Tuple[Tuple[int, int], ...]:
     return ()
 
 
-def _window(layer: nn.Layer, n: int):
-    """(extent of the window, padding pairs) of a convolution or pooling layer, else None."""
+def effective_kernel(kernel: int, dilation: int) -> int:
+    """Extent of a dilated kernel: k + (k - 1)(r - 1)."""
+    return kernel + (kernel - 1) * (dilation - 1)
+
+
+def _per_dim(value, n: int) -> Tuple[int, ...]:
+    return (int(value),) * n if isinstance(value, int) else tuple(int(v) for v in value)
+
+
+def window_geometry(layer: nn.Layer, n: int):
+    """(extent of the window with dilation, stride, padding pairs) of a convolution or pooling layer
+    over ``n`` spatial dims, else None. The receptive-field analysis and the input checks share it."""
     if isinstance(layer, (nn.Conv1D, nn.Conv2D, nn.Conv3D)):
-        k = layer._kernel_size
-        d = layer._dilation
-        k = (k,) * n if isinstance(k, int) else tuple(k)
-        d = (d,) * n if isinstance(d, int) else tuple(d)
-        return tuple(ki + (ki - 1) * (di - 1) for ki, di in zip(k, d)), _pairs(layer._padding, n)
+        k, d = _per_dim(layer._kernel_size, n), _per_dim(layer._dilation, n)
+        extent = tuple(effective_kernel(ki, di) for ki, di in zip(k, d))
+        return extent, _per_dim(layer._stride, n), padding_pairs(layer._padding, n)
     pools = (nn.MaxPool1D, nn.MaxPool2D, nn.MaxPool3D, nn.AvgPool1D, nn.AvgPool2D, nn.AvgPool3D)
     if isinstance(layer, pools):
-        k = layer.ksize
-        return ((k,) * n if isinstance(k, int) else tuple(k)), _pairs(layer.padding, n)
+        k = _per_dim(layer.ksize, n)
+        stride = k if layer.stride is None else _per_dim(layer.stride, n)
+        return k, stride, padding_pairs(layer.padding, n)
     return None
 
 
@@ -212,10 +222,10 @@ def checked_forward(net: nn.Layer, input_shape: Tuple[int, ...],
         if not isinstance(x, paddle.Tensor):
             return
         spatial = [int(v) for v in x.shape[2:]]
-        window = _window(layer, len(spatial))
-        if window is None or not window[1]:
+        window = window_geometry(layer, len(spatial))
+        if window is None or not window[2]:
             return
-        extent, pads = window
+        extent, _, pads = window
         for size, k, (a, b) in zip(spatial, extent, pads):
             if size + a + b < k:
                 raise _Misfit(f"{where(layer)} has a {k}-wide window but its input is {size} wide "

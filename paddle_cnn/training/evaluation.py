@@ -13,24 +13,19 @@ def predict_logits(net, images, batch_size: int = 256) -> np.ndarray:
     gathered, so every process returns the same N rows in order. The net's mode is restored."""
     import paddle
 
-    from .parallel import gather_rows, world
-
     from ..nets import eval_mode
+    from .parallel import gather_rows, world
 
     rank, size = world()
     n = len(images)
     lo, hi = n * rank // size, n * (rank + 1) // size
     outputs = []
     with eval_mode(net):
-            for start in range(lo, hi, batch_size):
-                stop = min(start + batch_size, hi)
-                if isinstance(images, np.ndarray):
-                    x = images[start:stop]
-                else:
-                    x = np.stack([images.image(i) for i in range(start, stop)]) if images.transform is not None \
-                        else images.scale(images.images[start:stop])
-                out = net(paddle.to_tensor(np.ascontiguousarray(x, dtype=np.float32)))
-                outputs.append((out[0] if isinstance(out, (list, tuple)) else out).numpy())
+        for start in range(lo, hi, batch_size):
+            stop = min(start + batch_size, hi)
+            x = images[start:stop] if isinstance(images, np.ndarray) else images.batch(np.arange(start, stop))
+            out = net(paddle.to_tensor(np.ascontiguousarray(x, dtype=np.float32)))
+            outputs.append((out[0] if isinstance(out, (list, tuple)) else out).numpy())
     return gather_rows(np.concatenate(outputs) if outputs else None)
 
 
