@@ -91,6 +91,20 @@ def test_a_lock_left_by_a_killed_process_is_taken_over_on_resume(finished_run, c
     assert (finished_run / ".lock").read_text() == ""
 
 
+def test_other_ranks_of_a_job_follow_rank_zero_without_checking_its_lock(finished_run, csv_pair):
+    """Rank 0 holds the lock and has written files by the time rank 1 looks: rank 1 must not refuse."""
+    rank0 = RunDir(finished_run)
+    rank0.lock()
+    try:
+        with pytest.raises(RunDirError, match="in use by another process"):
+            RunDir(finished_run).check_resume(_config(csv_pair, epochs=2))  # another job's writer
+        rank1 = RunDir(finished_run, writer=False)
+        rank1.check_new(overwrite=False)  # the files and the lock are its own job's
+        assert rank1.check_resume(_config(csv_pair, epochs=2)).run.epoch == 2
+    finally:
+        rank0.release()
+
+
 def test_in_process_a_second_trainer_on_the_same_folder_is_refused(csv_pair, tmp_path):
     first = Trainer(_config(csv_pair), tmp_path / "run", verbose=False)
     with pytest.raises(RunDirError, match="in use by another process"):

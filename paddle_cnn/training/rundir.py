@@ -104,7 +104,12 @@ class RunDir:
 
     # -- checks that write nothing
     def check_new(self, overwrite: bool) -> None:
-        """Refuse to start a new run here unless the folder is empty or ``overwrite`` is given."""
+        """Refuse to start a new run here unless the folder is empty or ``overwrite`` is given.
+
+        Only the writing rank checks: the others follow it, and by the time they look, their own rank 0
+        may already hold the lock and have written the first files."""
+        if not self.writer:
+            return
         if self.path.exists() and not self.path.is_dir():
             raise RunDirError(f"{self.path}: is a file, not a run folder")
         if self.holds_files() and not overwrite:
@@ -202,7 +207,7 @@ class RunDir:
         self.release()
 
     def _refuse_if_in_use(self) -> None:
-        if self._lock_fd is not None or not (self.path / LOCK_FILE).is_file():
+        if not self.writer or self._lock_fd is not None or not (self.path / LOCK_FILE).is_file():
             return
         fd = os.open(self.path / LOCK_FILE, os.O_RDWR)
         try:
