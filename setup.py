@@ -21,6 +21,7 @@ setup(
         # Same cv2 API as opencv-python, but imports on servers without libGL.
         "opencv-python-headless",
         "visualdl",
+        "tqdm",  # the live progress bar on terminals
     ],
     extras_require={
         # The oneDNN headers the fast conv/pool operators compile against (paddle_cnn/fast); they link

@@ -1,16 +1,18 @@
 """Data-loading figures on real Fashion-MNIST: CSV first load and cached load, IDX load, and
 images/s of one full pass at batch 64 through our BatchLoader and through paddle.io.DataLoader.
 
-    python benchmarks/data_loading.py --data-dir ../shared/data
+    python benchmarks/data_loading.py --data-dir ../shared/data [--save docs/results/data_loading.json]
 """
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from paddle_cnn import datasets as D  # first: it quiets Paddle's import-time ccache warning
+from paddle_cnn import datasets as D, report  # first: it quiets Paddle's import-time ccache warning
 
 import paddle  # noqa: E402
 
@@ -32,6 +34,8 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=None, help="folder holding fashion-mnist/ (default: $PADDLE_CNN_DATA)")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--save", type=Path, default=None, metavar="JSON",
+                        help="also save the table (python -m paddle_cnn.report JSON prints it again)")
     args = parser.parse_args(argv)
 
     idx_train, t_idx = _timed(lambda: D.FashionMNISTIDX("train", args.data_dir, download=False))
@@ -52,10 +56,14 @@ def main(argv=None) -> None:
     rows += [(f"BatchLoader full pass, 59k images, batch {bs}", f"{ours:,.0f} images/s"),
              (f"paddle.io.DataLoader (per-item __getitem__), batch {bs}", f"{reference:,.0f} images/s")]
 
-    width = max(len(r[0]) for r in rows)
-    print(f"{'measurement'.ljust(width)}  result")
-    for name, value in rows:
-        print(f"{name.ljust(width)}  {value}")
+    columns = [("measurement", "measurement", "{}"), ("result", "result", "{}")]
+    table = [{"measurement": name, "result": value} for name, value in rows]
+    if args.save is not None:
+        args.save.parent.mkdir(parents=True, exist_ok=True)
+        saved = {"command": " ".join(["python benchmarks/data_loading.py", *sys.argv[1:]]), "columns": columns,
+                 "rows": table}
+        args.save.write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
+    print(report.markdown_table(table, columns))
 
 
 if __name__ == "__main__":

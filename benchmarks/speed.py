@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
+import sys
 import statistics
 import tempfile
 import time
@@ -27,7 +29,7 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from paddle_cnn import datasets as D, fast, nets  # first: it quiets Paddle's import-time warning
+from paddle_cnn import datasets as D, fast, nets, report  # first: it quiets Paddle's import-time warning
 from paddle_cnn.training import RunConfig, RunData, Trainer, predict_logits
 
 import paddle  # noqa: E402
@@ -239,6 +241,24 @@ def torch_rates(name: str, images, labels, batch: int, infer_batch: int, repeats
     return {"train": median_rate(train, repeats), "infer": median_rate(infer, repeats)}
 
 
+# The printed and saved table: (header, key, format), as paddle_cnn.report renders it.
+COLUMNS = [("net", "net", "{}"), ("batch", "batch", "{}"), ("train: ours", "ours", "{:,.0f}"),
+           ("ours, stock kernels", "stock", "{:,.0f}"), ("raw loop", "loop", "{:,.0f}"),
+           ("PyTorch", "torch", "{:,.0f}"), ("ours/PyTorch", "ours_torch", "{:.2f}x"),
+           ("ours/stock", "ours_stock", "{:.2f}x"), ("s/epoch", "s_epoch", "{:.1f}"),
+           ("eval: ours", "eval_ours", "{:,.0f}"), ("stock", "eval_stock", "{:,.0f}"),
+           ("Paddle Inference", "eval_inference", "{:,.0f}"), ("PyTorch", "eval_torch", "{:,.0f}"),
+           ("ours/PyTorch", "eval_ours_torch", "{:.2f}x")]
+
+
+def invocation() -> str:
+    """The command as typed, with the thread setting and a CPU pinning (taskset) that argv does not show."""
+    env = " ".join(f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS",) if k in os.environ)
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    pin = f"taskset -c {','.join(map(str, cpus))}" if cpus and len(cpus) < (os.cpu_count() or 0) else ""
+    return " ".join(filter(None, [env, pin, "python benchmarks/speed.py", *sys.argv[1:]]))
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nets", nargs="+", default=["standard_cnn", "dilated_cnn", "lenet", "resnet18_small",
@@ -249,6 +269,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--infer-batch", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="threads for every path: ours, PyTorch, Paddle Inference")
+    parser.add_argument("--save", type=Path, default=None, metavar="JSON",
+                        help="also save the table (python -m paddle_cnn.report JSON prints it again)")
     args = parser.parse_args(argv)
     paddle.set_device("cpu")
     if fast.ops() is None:
@@ -266,11 +288,7 @@ def main(argv: Optional[List[str]] = None) -> int:
           f"{args.images} (seed nets) / {args.zoo_images} (zoo nets) synthetic images per pass, median of "
           f"{args.repeats}", flush=True)
 
-    header = ["net", "batch", "train: ours", "ours, stock kernels", "raw loop", "PyTorch", "ours/PyTorch",
-              "ours/stock", "s/epoch", "eval: ours", "stock", "Paddle Inference", "PyTorch", "ours/PyTorch"]
     rows = []
-    fmt = lambda v: "-" if v is None else f"{v:,.0f}"  # noqa: E731
-    ratio = lambda a, b: "-" if not b else f"{a / b:.2f}x"  # noqa: E731
     for name in args.nets:
         seed_net = name in ("standard_cnn", "dilated_cnn", "lenet")
         batch = args.batch_size or (64 if seed_net else 128)
@@ -282,16 +300,20 @@ def main(argv: Optional[List[str]] = None) -> int:
             stock = trainer_rate(name, images, labels, batch, args.repeats)
             stock_infer = paddle_infer_rates(name, images, args.infer_batch, args.repeats, args.threads,
                                              served=False)
-        peer = torch_rates(name, images, labels, batch, args.infer_batch, args.repeats)
-        rows.append([name, str(batch), fmt(ours), fmt(stock), fmt(loop), fmt(peer and peer["train"]),
-                     ratio(ours, peer and peer["train"]), ratio(ours, stock), f"{EPOCH_IMAGES / ours:.1f}",
-                     fmt(infer["dygraph"]), fmt(stock_infer["dygraph"]), fmt(infer["paddle inference"]),
-                     fmt(peer and peer["infer"]), ratio(infer["dygraph"], peer and peer["infer"])])
+        peer = torch_rates(name, images, labels, batch, args.infer_batch, args.repeats) or {}
+        ratio = lambda a, b: None if not b else a / b  # noqa: E731
+        rows.append({"net": name, "batch": batch, "ours": ours, "stock": stock, "loop": loop,
+                     "torch": peer.get("train"), "ours_torch": ratio(ours, peer.get("train")),
+                     "ours_stock": ratio(ours, stock), "s_epoch": EPOCH_IMAGES / ours, "eval_ours": infer["dygraph"],
+                     "eval_stock": stock_infer["dygraph"], "eval_inference": infer["paddle inference"],
+                     "eval_torch": peer.get("infer"), "eval_ours_torch": ratio(infer["dygraph"], peer.get("infer"))})
         print(f"  measured {name}", flush=True)
-    print("\n| " + " | ".join(header) + " |")
-    print("|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    saved = {"command": invocation(), "paddle": paddle.__version__, "torch": torch_version, "threads": args.threads,
+             "columns": COLUMNS, "rows": rows}
+    if args.save is not None:
+        args.save.parent.mkdir(parents=True, exist_ok=True)
+        args.save.write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
+    print("\n" + report.markdown_table(rows, COLUMNS))
     print("\nimages/s; 'ours' is paddle_cnn's Trainer (paddle.Model.fit) with the fast operators, the path every "
           "experiment uses; 'eval: ours' is its whole-set evaluation.")
     return 0

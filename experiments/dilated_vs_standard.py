@@ -18,7 +18,7 @@ import numpy as np
 import paddle
 
 from paddle_cnn import nets, report
-from paddle_cnn.training import RunConfig, add_config_args, build_data, softmax, train_and_evaluate
+from paddle_cnn.training import RunConfig, RunDir, add_config_args, build_data, plan_job, softmax, train_and_evaluate
 from paddle_cnn.training import plots
 from paddle_cnn.training.config import given_overrides
 from paddle_cnn.training.parallel import add_processes_arg, is_main_process, relaunch
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--standard-lr", type=float, default=RECIPES["standard_cnn"])
     parser.add_argument("--dilated-lr", type=float, default=RECIPES["dilated_cnn"])
     add_processes_arg(parser)
-    add_config_args(parser, skip=("net", "lr", "dataset"))
+    add_config_args(parser, skip=("net", "lr"))
     return parser
 
 
@@ -65,16 +65,23 @@ def main(argv: Optional[List[str]] = None) -> Union[dict, int]:
         return status
     out = args.resume or args.out
     configs = run_configs(args)
+    for config in configs:  # refused before anything is loaded or printed
+        if args.resume is None or not (out / config.net / "config.json").is_file():
+            RunDir(out / config.net, writer=is_main_process()).check_new(args.overwrite)
+    job = plan_job(configs)
     data = build_data(configs[0])  # both nets see exactly the same data
     print(f"data: {len(data.train)} train / {len(data.val)} validation / {len(data.test)} test images")
 
     results, logits, histories = [], {}, {}
     for config in configs:
         print(f"\n=== {config.net} (Adam lr {config.lr:g}, batch {config.batch_size}, {config.epochs} epochs)")
-        paddle.summary(nets.create(config.net), (config.batch_size, 1, 28, 28))
+        shape = config.input_shape()
+        paddle.summary(nets.create(config.net, in_channels=shape[0], input_size=shape[1:]),
+                       (config.batch_size, *shape))
         run_dir = out / config.net
-        resume = args.resume is not None and (run_dir / "checkpoints" / "latest").exists()
-        trainer, res = train_and_evaluate(config, run_dir, resume=resume, overwrite=args.overwrite, data=data)
+        resume = args.resume is not None and (run_dir / "config.json").is_file()
+        trainer, res = train_and_evaluate(config, run_dir, resume=resume, overwrite=args.overwrite, data=data,
+                                          job=job)
         results.append(res)
         logits[config.net] = trainer.predictions["test"]  # in memory: on rank > 0 no file was written
         histories[config.net] = trainer.state.history

@@ -138,9 +138,47 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from paddle_cnn.inference import export_run
 
+    import json
+
+    from paddle_cnn.inference import EXPORT_META
+
     out = export_run(args.run_dir, args.which, args.out, overwrite=args.overwrite)
-    print(f"exported {args.run_dir} (checkpoint {args.which}) to {out}")
+    src = json.loads((out / EXPORT_META).read_text(encoding="utf-8"))["source"]
+    acc = lambda v: "not recorded" if v is None else f"{v:.4f}"  # noqa: E731
+    print(f"exported {args.run_dir} (checkpoint {args.which} = epoch {src['epoch']}, val acc {acc(src['val_acc'])}, "
+          f"test acc {acc(src['test_acc'])}) to {out}")
     return 0
+
+
+def board_command(logdirs: List[str], host: str, port: int) -> List[str]:
+    # VisualDL 2.5.3 answers HTTP 500 to clients that send no Accept-Language header unless a
+    # language is given; telemetry would try to reach the internet.
+    return [sys.executable, "-m", "visualdl.server.app", "--logdir", *logdirs, "--host", host,
+            "--port", str(port), "--language", "en", "--disable-telemetry"]
+
+
+def _cmd_board(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from paddle_cnn.errors import UserError
+    from paddle_cnn.training.callbacks import VDL_FILE
+
+    runs = args.runs.resolve()
+    if not runs.is_dir():
+        raise UserError(f"{args.runs}: no such folder (give a run folder or a folder of runs)")
+    if not any(runs.rglob(VDL_FILE)):
+        raise UserError(f"{args.runs}: holds no VisualDL logs (vdl/{VDL_FILE} in a run folder)")
+    # VisualDL names each run by its path under a --logdir: started beside the run folders and given
+    # their names, it shows "NET/vdl" rather than absolute paths.
+    if (runs / "vdl").is_dir():
+        cwd, logdirs = runs.parent, [runs.name]
+    else:
+        cwd, logdirs = runs, sorted(p.name for p in runs.iterdir() if p.is_dir() and any(p.rglob(VDL_FILE)))
+    print(f"VisualDL: http://{args.host}:{args.port}/  (logs from {args.runs}; Ctrl-C stops it)", flush=True)
+    try:
+        return subprocess.call(board_command(logdirs, args.host, args.port), cwd=cwd)
+    except KeyboardInterrupt:
+        return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -200,6 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="export folder (default: RUN_DIR/export)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("board", help="start VisualDL on run folders and print its address")
+    p.add_argument("runs", type=Path, help="a run folder or a folder of runs (e.g. runs/dilated_vs_standard)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    p.add_argument("--port", type=int, default=8040)
+    p.set_defaults(func=_cmd_board)
     return parser
 
 

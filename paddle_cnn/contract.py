@@ -7,7 +7,7 @@ and ``evaluate``, not whatever the tutorials used.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -20,10 +20,15 @@ class InputContract:
     height: int
     width: int
     dataset: str  # how images are framed (see images.FRAMING) and which class names apply
-    normalize: str  # the RunConfig name: unit, fashion-mnist, mnist
-    mean: float  # after dividing by 255: (x / 255 - mean) / std
-    std: float
+    normalize: str  # the RunConfig name: unit, fashion-mnist, mnist, cifar10
+    mean: Union[float, List[float]]  # after dividing by 255: (x / 255 - mean) / std; a list is per channel
+    std: Union[float, List[float]]
     class_names: List[str]
+
+    @property
+    def colour(self) -> bool:
+        """Whether the images are colour (H, W, 3) rather than grey (H, W)."""
+        return self.dataset in COLOUR_DATASETS
 
     @property
     def shape(self) -> Tuple[int, int, int]:
@@ -37,18 +42,29 @@ class InputContract:
         return from_dict(cls, data, source)
 
     def normalize_images(self, images: np.ndarray) -> np.ndarray:
-        """uint8 grey (N, H, W) at this contract's size -> float32 (N, C, H, W), as in training."""
-        return normalize(images, self.mean, self.std, self.channels)
+        """uint8 grey (N, H, W) or colour (N, H, W, 3) at this contract's size -> float32 (N, C, H, W),
+        as in training."""
+        return normalize(images, self.mean, self.std, self.channels, colour=self.colour)
 
 
-def normalize(images: np.ndarray, mean: float, std: float, channels: int = 1) -> np.ndarray:
-    """uint8 grey (..., H, W) -> float32 (..., C, H, W): (x / 255 - mean) / std.
+COLOUR_DATASETS = ("cifar10",)
+Stat = Union[float, Sequence[float]]
+
+
+def normalize(images: np.ndarray, mean: Stat, std: Stat, channels: int = 1, colour: bool = False) -> np.ndarray:
+    """uint8 grey (..., H, W) or colour (..., H, W, C) -> float32 (..., C, H, W): (x / 255 - mean) / std,
+    with ``mean``/``std`` one number or one per channel.
 
     The one normalisation of the project: the training loader and every predictor call it. For a
-    net that takes ``channels`` > 1 the grey image is repeated on each channel.
+    net that takes ``channels`` > 1 a grey image is repeated on each channel.
     """
-    x = images.astype(np.float32)[..., None, :, :]
-    x *= np.float32(1.0 / (255.0 * std))
-    if mean:
-        x -= np.float32(mean / std)
-    return np.repeat(x, channels, axis=-3) if channels > 1 else x
+    if colour:
+        x = np.moveaxis(images, -1, -3).astype(np.float32)
+    else:
+        x = images.astype(np.float32)[..., None, :, :]
+    m = np.asarray(mean, np.float32).reshape(-1, 1, 1)
+    s = np.asarray(std, np.float32).reshape(-1, 1, 1)
+    x *= np.float32(1.0 / 255.0) / s
+    if np.any(m):
+        x -= m / s
+    return np.repeat(x, channels, axis=-3) if channels > 1 and not colour else x

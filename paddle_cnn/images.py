@@ -3,7 +3,8 @@
 Fashion-MNIST images are grey, 28x28, a light object on a dark background, scaled so the object's
 longer side fills the frame; MNIST digits are fitted into a 20x20 box centred by mass in 28x28.
 Photos usually show a dark object on a light background, so the polarity is flipped when the
-image's border is brighter than mid-grey.
+image's border is brighter than mid-grey. CIFAR-10 images are whole 32x32 colour scenes: a photo
+is centre-cropped to a square and resized, in RGB.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ class ImageError(UserError):
 
 @dataclass
 class Prepared:
-    image: np.ndarray  # uint8 (H, W), what the model sees before scaling
+    image: np.ndarray  # uint8 (H, W) grey or (H, W, 3) RGB, what the model sees before scaling
     inverted: bool
 
 
@@ -137,9 +138,39 @@ def prepare(image: np.ndarray, dataset: str = "fashion-mnist", invert: str = "au
     return Prepared(out, inverted)
 
 
+def to_rgb(image: np.ndarray) -> np.ndarray:
+    """uint8 RGB from grey, BGR, grey+alpha or BGRA (transparent pixels over white, as photos show)."""
+    if image.ndim == 2:
+        return np.repeat(image[:, :, None], 3, axis=2)
+    if image.shape[2] in (2, 4):
+        colour, alpha = image[:, :, :-1].astype(np.float32), image[:, :, -1:].astype(np.float32) / 255.0
+        image = np.clip(colour * alpha + 255.0 * (1 - alpha) + 0.5, 0, 255).astype(np.uint8)
+    if image.shape[2] == 1:
+        return np.repeat(image, 3, axis=2)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def prepare_scene(image: np.ndarray, height: int, width: int) -> Prepared:
+    """A colour photo as a CIFAR-style input: RGB, centre crop to the target's aspect ratio, resize."""
+    rgb = to_rgb(image)
+    h, w = rgb.shape[:2]
+    target = width / height
+    if w / h > target:
+        new_w = max(1, round(h * target))
+        rgb = rgb[:, (w - new_w) // 2:(w - new_w) // 2 + new_w]
+    else:
+        new_h = max(1, round(w / target))
+        rgb = rgb[(h - new_h) // 2:(h - new_h) // 2 + new_h]
+    interp = cv2.INTER_AREA if rgb.shape[0] > height else cv2.INTER_LINEAR
+    return Prepared(np.ascontiguousarray(cv2.resize(rgb, (width, height), interpolation=interp)), False)
+
+
 def load_for_model(path: PathLike, contract, invert: str = "auto") -> Prepared:
-    """An image file prepared as the run's data was: framed like its dataset (28x28), then resized to
-    the contract's H x W with the same interpolation the training loader used."""
+    """An image file prepared as the run's data was: a grey object framed like its dataset (28x28),
+    then resized to the contract's H x W with the training loader's interpolation; or, for colour
+    datasets, an RGB scene cropped and resized to H x W."""
+    if getattr(contract, "colour", False):
+        return prepare_scene(read_image(path), contract.height, contract.width)
     prepared = prepare(read_image(path), contract.dataset, invert)
     if prepared.image.shape != (contract.height, contract.width):
         from .training.data import Resize

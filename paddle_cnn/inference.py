@@ -26,8 +26,24 @@ EXPORT_META = "paddle_cnn_export.json"
 EXPORT_FORMAT = "paddle_cnn.export.v2"  # v2: the input contract under "input"
 
 
+def _recorded_test_acc(run_dir: Path, which: str, epoch: int) -> Optional[float]:
+    """The test accuracy results.json records for this checkpoint, if the run was finished at it."""
+    try:
+        results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(results, dict):
+        return None
+    for entry in (results, results.get("best") or {}):
+        if isinstance(entry, dict) and entry.get("epoch", results.get("epochs")) == epoch \
+                and isinstance(entry.get("test"), dict):
+            return entry["test"].get("acc")
+    return None
+
+
 def _meta_from_run(config, state, which: str, run_dir: Path) -> Dict[str, Any]:
     run = state.run
+    epoch_row = next((r for r in run.history if r.epoch == run.epoch), None)
     return {
         "format": EXPORT_FORMAT,
         "net": config.net,
@@ -35,7 +51,8 @@ def _meta_from_run(config, state, which: str, run_dir: Path) -> Dict[str, Any]:
         "classes": {lang: D.class_names(config.dataset, lang) for lang in ("en", "zh")},
         "input": state.input.to_dict(),
         "source": {"run_dir": str(Path(run_dir).absolute()), "checkpoint": which, "epoch": run.epoch,
-                   "val_acc": run.history[-1].val_acc if run.history else None,
+                   "val_acc": epoch_row.val_acc if epoch_row else None,
+                   "test_acc": _recorded_test_acc(Path(run_dir), which, run.epoch),
                    "best_val_acc": run.best_val_acc, "best_epoch": run.best_epoch},
     }
 

@@ -1,7 +1,14 @@
-"""Results tables generated from run folders (results.json), so README numbers come from files.
+"""Results tables generated from files, so README numbers come from files and commands.
 
-    python -m paddle_cnn.report runs/dilated_vs_standard/*/
-    python -m paddle_cnn.report --columns zoo runs/classic_zoo/*/
+    python -m paddle_cnn.report runs/dilated_vs_standard/*/            # run folders (results.json)
+    python -m paddle_cnn.report --columns zoo docs/results/classic_zoo/*.json
+    python -m paddle_cnn.report docs/results/speed_threads1.json      # a table a benchmark saved
+    python -m paddle_cnn.report --save docs/results/classic_zoo runs/classic_zoo/*/
+    python -m paddle_cnn.report --readme README.md [--check]
+
+Every table in README sits between ``<!-- table: COMMAND -->`` and ``<!-- end table -->``;
+``--readme`` reruns each COMMAND (``python -m paddle_cnn.report ...`` or ``paddle-cnn list
+--markdown``) and writes its output in between, ``--check`` only says which ones differ.
 """
 from __future__ import annotations
 
@@ -9,8 +16,15 @@ import argparse
 import csv
 import io
 import json
+import os
+import re
+import shlex
+import sys
 from pathlib import Path
 from typing import Iterable, List, Optional
+
+from .errors import UserError
+from .fileio import atomic_write_text
 
 COLUMNS = [
     ("net", "net", "{}"),
@@ -41,6 +55,7 @@ ZOO_COLUMNS = [
     ("command", "command", "`{}`"),
 ]
 TABLES = {"default": COLUMNS, "zoo": ZOO_COLUMNS}
+TEXT_KEYS = ("net", "dataset", "command", "measurement")  # left-aligned columns; numbers align right
 
 
 def _get(results: dict, dotted: str):
@@ -62,16 +77,61 @@ def _fmt(value, spec: str) -> str:
     return spec.format(value)
 
 
-def load_results(run_dirs: Iterable[Path]) -> List[dict]:
+class ReportError(UserError):
+    """A results file or README block that cannot be turned into a table."""
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ReportError(f"{path}: missing; has this run finished?") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ReportError(f"{path}: not a readable JSON file ({exc})") from None
+
+
+def load_results(paths: Iterable[Path]) -> List[dict]:
+    """Results of run folders (their results.json) or of saved results files (``--save``)."""
     out = []
-    for d in run_dirs:
-        path = Path(d) / "results.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: missing; has this run finished?")
-        results = json.loads(path.read_text(encoding="utf-8"))
-        results["run_dir"] = str(Path(d).absolute())  # where it is now, whatever the folder was called then
+    for p in map(Path, paths):
+        if p.is_dir():
+            results = _read_json(p / "results.json")
+            results["run_dir"] = str(p.absolute())  # where it is now, whatever the folder was called then
+        else:
+            results = _read_json(p)
+        if not isinstance(results, dict) or "net" not in results:
+            raise ReportError(f"{p}: not a run's results (a JSON object with 'net', 'val', 'test', ...)")
         out.append(results)
     return out
+
+
+def saved_table(path: Path) -> str:
+    """A table a benchmark saved: {"columns": [[header, key, format], ...], "rows": [{key: value}, ...]}."""
+    data = _read_json(path)
+    try:
+        columns = [(str(h), str(k), str(f)) for h, k, f in data["columns"]]
+        rows_ = list(data["rows"])
+    except (TypeError, KeyError, ValueError):
+        raise ReportError(f"{path}: expected 'columns' as [header, key, format] triples and 'rows'") from None
+    return markdown_table(rows_, columns)
+
+
+def save_results(run_dirs: Iterable[Path], out: Path) -> List[Path]:
+    """Each run's results.json as OUT/NET.json: the small source data of a README table (no checkpoints)."""
+    written = []
+    for results in load_results(run_dirs):
+        results["run_dir"] = _relative(Path(results["run_dir"]))
+        path = Path(out) / f"{results['net']}.json"
+        atomic_write_text(path, json.dumps(results, indent=2) + "\n")
+        written.append(path)
+    return written
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def rows(results: List[dict], columns=COLUMNS) -> List[List[str]]:
@@ -92,23 +152,101 @@ def csv_text(results: List[dict], columns=COLUMNS) -> str:
 
 def markdown_table(results: List[dict], columns=COLUMNS) -> str:
     header = "| " + " | ".join(c[0] for c in columns) + " |"
-    rule = "|" + "|".join("---" if c[1] in ("net", "dataset", "command") else "---:" for c in columns) + "|"
+    rule = "|" + "|".join("---" if c[1] in TEXT_KEYS else "---:" for c in columns) + "|"
     body = ["| " + " | ".join(cells) + " |" for cells in rows(results, columns)]
     return "\n".join([header, rule, *body])
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m paddle_cnn.report", description=__doc__.splitlines()[0])
-    parser.add_argument("run_dirs", nargs="+", type=Path, help="run folders holding results.json")
+    parser.add_argument("paths", nargs="*", type=Path,
+                        help="run folders (results.json), saved results (NET.json) or a saved benchmark table")
     parser.add_argument("--columns", choices=sorted(TABLES), default="default",
                         help="which table: default (the experiments' comparison) or zoo (cost, accuracy, command)")
-    args = parser.parse_args(argv)
-    results = load_results(args.run_dirs)
+    parser.add_argument("--save", type=Path, metavar="DIR", help="copy each run's results.json to DIR/NET.json")
+    parser.add_argument("--readme", type=Path, metavar="MD", help="regenerate every table block of this file")
+    parser.add_argument("--check", action="store_true", help="with --readme: change nothing, exit 1 if it differs")
+    return parser
+
+
+def table(args: argparse.Namespace) -> str:
+    """The markdown table for parsed ``paths``/``--columns``."""
+    if not args.paths:
+        raise ReportError("give run folders, saved results or a saved table")
+    if len(args.paths) == 1 and args.paths[0].is_file():
+        data = _read_json(args.paths[0])
+        if isinstance(data, dict) and "rows" in data and "columns" in data:
+            return saved_table(args.paths[0])
+    results = load_results(args.paths)
     if args.columns == "zoo":  # cheapest net first, as experiments.classic_zoo writes zoo.md
         results.sort(key=lambda r: (r.get("flops") or 0, r["net"]))
-    print(markdown_table(results, TABLES[args.columns]))
+    return markdown_table(results, TABLES[args.columns])
+
+
+BLOCK = re.compile(r"^(<!-- table: (?P<command>[^\n]+?) -->\n)(?P<body>.*?)(^<!-- end table -->)", re.DOTALL | re.MULTILINE)
+
+
+def run_block_command(command: str, base: Path) -> str:
+    """The output of a README block's command, run in-process from ``base`` (the README's folder)."""
+    argv = shlex.split(command)
+    if argv[:3] == ["python", "-m", "paddle_cnn.report"]:
+        expanded: List[str] = []
+        for a in argv[3:]:  # globs as a shell expands them (sorted), relative to the README's folder
+            matches = sorted(str(p.relative_to(base)) for p in base.glob(a)) if "*" in a else []
+            expanded += matches or [a]
+        args = build_parser().parse_args(expanded)
+        previous = Path.cwd()
+        os.chdir(base)
+        try:
+            return table(args)
+        finally:
+            os.chdir(previous)
+    if argv == ["paddle-cnn", "list", "--markdown"]:
+        from . import nets
+        from .cli import network_table
+
+        return network_table(nets.list_nets("*"))
+    raise ReportError(f"README block command {command!r}: only 'python -m paddle_cnn.report ...' and "
+                      "'paddle-cnn list --markdown' regenerate tables")
+
+
+def update_readme(path: Path, check: bool = False) -> List[str]:
+    """Regenerate every table block of ``path``; returns the commands whose output differed."""
+    text = path.read_text(encoding="utf-8")
+    stale: List[str] = []
+
+    def regenerate(m: re.Match) -> str:
+        body = run_block_command(m.group("command"), path.parent) + "\n"
+        if body != m.group("body"):
+            stale.append(m.group("command"))
+        return m.group(1) + body + m.group(4)
+
+    new = BLOCK.sub(regenerate, text)
+    outside = BLOCK.sub("", new)
+    loose = [line for line in outside.splitlines() if line.startswith("|")]
+    if loose:
+        raise ReportError(f"{path}: a table outside any '<!-- table: COMMAND -->' block: {loose[0][:80]!r}")
+    if stale and not check:
+        atomic_write_text(path, new)
+    return stale
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.readme is not None:
+        stale = update_readme(args.readme, check=args.check)
+        for command in stale:
+            print(f"{args.readme}: {'differs from' if args.check else 'regenerated'}: {command}")
+        return 1 if stale and args.check else 0
+    if args.save is not None:
+        for path in save_results(args.paths, args.save):
+            print(f"saved {path}")
+        return 0
+    print(table(args))
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .entry import run_command
+
+    raise SystemExit(run_command(main, prog="python -m paddle_cnn.report"))

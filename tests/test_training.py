@@ -54,7 +54,7 @@ def test_run_folder_holds_everything_and_results_match_saved_predictions(tmp_pat
     assert saved["params"] == 334_154 and saved["receptive_field"] == [10, 10]
     # The synthetic classes are easy: two epochs must learn them (a broken pipeline would sit at 0.1).
     assert saved["test"]["acc"] > 0.5
-    assert [s for s, _ in _vdl_steps(run, "val/acc")] == [1, 2]
+    assert [s for s, _ in _vdl_steps(run, "val/acc")] == [10, 20]  # at the global step: overlays train/loss
     assert len(_vdl_steps(run, "train/loss")) == 2 * 10  # 320 training rows / batch 32
 
 
@@ -95,7 +95,7 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, synthetic_csvs, schedule):
     a_steps, b_steps = _vdl_steps(tmp_path / "a", "train/loss"), _vdl_steps(tmp_path / "b", "train/loss")
     assert [s for s, _ in b_steps] == list(range(1, 21))
     np.testing.assert_allclose([v for _, v in b_steps], [v for _, v in a_steps], rtol=1e-5)
-    assert [s for s, _ in _vdl_steps(tmp_path / "b", "lr")] == [1, 2]
+    assert [s for s, _ in _vdl_steps(tmp_path / "b", "lr")] == [10, 20]
     # Earlier checkpoint names are kept, not overwritten, by the resumed run.
     assert (tmp_path / "b" / "checkpoints" / "epoch_1").is_dir() and (tmp_path / "b" / "checkpoints" / "epoch_2").is_dir()
 

@@ -9,7 +9,7 @@ import numpy as np
 import paddle
 
 from ..errors import ConfigError
-from . import csv_format, idx
+from . import cifar, csv_format, idx
 
 PathLike = Union[str, Path]
 
@@ -27,9 +27,12 @@ CLASS_NAMES = {
         "zh": ["T恤", "裤子", "套衫", "裙子", "外套", "凉鞋", "衬衫", "运动鞋", "包", "短靴"],
     },
     "mnist": {"en": [str(d) for d in range(10)], "zh": [str(d) for d in range(10)]},
+    "cifar10": {"en": list(cifar.CLASS_NAMES),
+                "zh": ["飞机", "汽车", "鸟", "猫", "鹿", "狗", "青蛙", "马", "船", "卡车"]},
 }
 
 Normalize = Union[None, str, Tuple[float, float]]
+Stat = Union[float, Tuple[float, ...]]
 
 
 def class_names(dataset: str = "fashion-mnist", lang: str = "en") -> List[str]:
@@ -41,28 +44,32 @@ def class_names(dataset: str = "fashion-mnist", lang: str = "en") -> List[str]:
     return list(CLASS_NAMES[dataset][lang])
 
 
-def mean_std(normalize: Normalize) -> Tuple[float, float]:
-    """(shift, scale) applied after dividing by 255: 'unit' -> [0, 1]; 'fashion-mnist'/'mnist' -> z-scores."""
+def mean_std(normalize: Normalize) -> Tuple[Stat, Stat]:
+    """(shift, scale) applied after dividing by 255: 'unit' -> [0, 1]; 'fashion-mnist'/'mnist' -> z-scores;
+    'cifar10' -> per-channel (R, G, B) z-scores."""
     if normalize is None or normalize == "unit":
         return 0.0, 1.0
     if normalize == "fashion-mnist":
         return FASHION_MNIST_MEAN, FASHION_MNIST_STD
     if normalize == "mnist":
         return MNIST_MEAN, MNIST_STD
+    if normalize == "cifar10":
+        return cifar.MEAN, cifar.STD
     if isinstance(normalize, (tuple, list)) and len(normalize) == 2:
         return float(normalize[0]), float(normalize[1])
-    raise ValueError(f"normalize must be 'unit', 'fashion-mnist', 'mnist' or (mean, std), got {normalize!r}")
+    raise ValueError(f"normalize must be 'unit', 'fashion-mnist', 'mnist', 'cifar10' or (mean, std), "
+                     f"got {normalize!r}")
 
 
 class ArrayDataset(paddle.io.Dataset):
-    """Images (N, H, W) uint8 with labels (N,) int64, or without labels.
+    """Images (N, H, W) grey or (N, H, W, 3) RGB, uint8, with labels (N,) int64, or without labels.
 
     Items are ``(image float32 [C, H, W], label int64 [1])`` like ``paddle.vision`` datasets; an
     unlabelled dataset yields ``(image,)`` only, so nothing downstream mistakes a made-up label
-    for a real one. ``transform`` gets the uint8 (H, W, 1) image, and, if it has ``takes_rng = True``, a numpy
+    for a real one. ``transform`` gets the uint8 (H, W, 1) or (H, W, 3) image, and, if it has ``takes_rng = True``, a numpy
     Generator seeded by (``seed``, epoch, index) only, so an augmented item is the same whatever process,
     batch or resume draws it; if it returns uint8, scaling and ``normalize`` are applied afterwards.
-    ``channels`` > 1 repeats the grey image (for nets built for colour input).
+    ``channels`` > 1 repeats a grey image (for nets built for colour input); colour images keep their 3.
     """
 
     def __init__(self, images: np.ndarray, labels: Optional[np.ndarray] = None, *,
@@ -70,8 +77,9 @@ class ArrayDataset(paddle.io.Dataset):
                  channels: int = 1, seed: int = 0):
         super().__init__()
         images = np.asarray(images)
-        if images.dtype != np.uint8 or images.ndim != 3:
-            raise ValueError(f"{source}: images must be uint8 of shape (N, H, W), got {images.dtype} {images.shape}")
+        if images.dtype != np.uint8 or not (images.ndim == 3 or (images.ndim == 4 and images.shape[3] == 3)):
+            raise ValueError(f"{source}: images must be uint8 of shape (N, H, W) or (N, H, W, 3), "
+                             f"got {images.dtype} {images.shape}")
         if labels is not None:
             labels = np.asarray(labels, dtype=np.int64).reshape(-1)
             if len(labels) != len(images):
@@ -81,7 +89,8 @@ class ArrayDataset(paddle.io.Dataset):
         self.transform = transform
         self.normalize = normalize
         self.source = source
-        self.channels = channels
+        self.colour = images.ndim == 4
+        self.channels = 3 if self.colour else channels
         self.seed = seed
         self.epoch = 0  # the epoch __getitem__ draws augmentations for; BatchLoader passes its own
         self._shift, self._scale = mean_std(normalize)
@@ -94,10 +103,10 @@ class ArrayDataset(paddle.io.Dataset):
         return len(self.images)
 
     def scale(self, images_uint8: np.ndarray) -> np.ndarray:
-        """uint8 images (..., H, W) -> float32 (..., C, H, W) scaled and normalised, in one array op."""
+        """uint8 images (..., H, W[, 3]) -> float32 (..., C, H, W) scaled and normalised, in one array op."""
         from ..contract import normalize
 
-        return normalize(images_uint8, self._shift, self._scale, self.channels)
+        return normalize(images_uint8, self._shift, self._scale, self.channels, colour=self.colour)
 
     def image(self, index: int, epoch: Optional[int] = None):
         img = self.images[index]
@@ -105,10 +114,10 @@ class ArrayDataset(paddle.io.Dataset):
             return self.scale(img)
         rng = np.random.default_rng([self.seed, self.epoch if epoch is None else epoch, int(index)])
         # Our transforms take the generator; others (paddle.vision.transforms) take the image only.
-        out = self.transform(img[:, :, None], rng) if getattr(self.transform, "takes_rng", False) \
-            else self.transform(img[:, :, None])
+        img = img if self.colour else img[:, :, None]
+        out = self.transform(img, rng) if getattr(self.transform, "takes_rng", False) else self.transform(img)
         if isinstance(out, np.ndarray) and out.dtype == np.uint8:
-            return self.scale(out.reshape(out.shape[:2]))
+            return self.scale(out if self.colour else out.reshape(out.shape[:2]))
         return out
 
     def batch(self, indices: np.ndarray, epoch: Optional[int] = None) -> np.ndarray:
@@ -271,6 +280,26 @@ class IDXDataset(ArrayDataset):
         if name not in classes:
             raise ValueError(f"unknown dataset {name!r}; known: {', '.join(sorted(classes))}")
         return classes[name](mode, root, **kwargs)
+
+
+class Cifar10(ArrayDataset):
+    """One split ('train': 50k, 'test': 10k) of CIFAR-10 from the official archive, md5-checked."""
+
+    dataset_name = "cifar10"
+
+    def __init__(self, mode: str = "train", root: Optional[PathLike] = None, *, transform: Optional[Callable] = None,
+                 normalize: Normalize = "unit", download: bool = True, verify_md5: bool = True):
+        images, labels = cifar.load_cifar10(mode, root, download_missing=download, verify=verify_md5)
+        super().__init__(images, labels, transform=transform, normalize=normalize,
+                         source=f"{cifar.archive_path(root)} ({mode})")
+        self.mode = mode
+
+
+def open_dataset(name: str, mode: str = "train", root: Optional[PathLike] = None, **kwargs) -> ArrayDataset:
+    """The official files of ``name`` ('fashion-mnist', 'mnist' or 'cifar10'), split ``mode``."""
+    if name == Cifar10.dataset_name:
+        return Cifar10(mode, root, **kwargs)
+    return IDXDataset.for_name(name, mode, root, **kwargs)
 
 
 class FashionMNISTIDX(IDXDataset):

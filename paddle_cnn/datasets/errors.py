@@ -13,6 +13,7 @@ class DataError(UserError):
     def __init__(self, path: Union[str, Path, None], problem: str, *, line: Optional[int] = None,
                  column: Optional[str] = None):
         self.path = None if path is None else str(path)
+        self.problem = problem
         self.line = line
         self.column = column
         where = self.path or "<data>"

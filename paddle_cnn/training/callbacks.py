@@ -2,7 +2,8 @@
 
 ``fit`` counts epochs from 0 and knows nothing of earlier runs; the run's own epoch is
 ``state.epoch + 1`` while an epoch trains. They run in the order the trainer lists them:
-reseed, meter, schedule, validate, VisualDL, checkpoint, progress. Each gets only what it needs.
+reseed, meter, schedule, validate, VisualDL, checkpoint, then progress
+(:mod:`~paddle_cnn.training.progress`). Each gets only what it needs.
 """
 from __future__ import annotations
 
@@ -155,11 +156,9 @@ class VisualDLLog(paddle.callbacks.Callback):
             self.writer = LogWriter(logdir=str(self.logdir), file_name=VDL_FILE)
         if self.state.epoch == 0:
             sample = self.first_images()
-            self.writer.add_image("inputs/samples_by_class", np.repeat(sample[:, :, None], 3, axis=2), 0)
-            # VisualDL takes int, float and str only (a bool is refused as an int): show the rest as text.
-            hparams = {k: v if isinstance(v, (int, float, str)) and not isinstance(v, bool) else str(v)
-                       for k, v in self.hparams.items()}
-            self.writer.add_hparams(hparams, ["val/acc", "val/loss"])
+            rgb = sample if sample.ndim == 3 else np.repeat(sample[:, :, None], 3, axis=2)
+            self.writer.add_image("inputs/samples_by_class", rgb, 0)
+            self.writer.add_hparams(hparams_for_visualdl(self.hparams), list(HPARAM_METRICS))
 
     def on_train_batch_end(self, step, logs=None):
         gs = self.state.global_step
@@ -167,11 +166,12 @@ class VisualDLLog(paddle.callbacks.Callback):
         self.writer.add_scalar("train/acc_running", self.meter.acc, gs)
 
     def on_epoch_end(self, epoch, logs=None):
-        row, val, w = self.state.history[-1], self.validator.last, self.writer
-        w.add_scalar("val/loss", row.val_loss, row.epoch)
-        w.add_scalar("val/acc", row.val_acc, row.epoch)
-        w.add_scalar("train/epoch_loss", row.train_loss, row.epoch)
-        w.add_scalar("lr", row.lr, row.epoch)
+        # Per-epoch values are logged at the global step too, so they overlay the per-step train curves.
+        row, val, w, gs = self.state.history[-1], self.validator.last, self.writer, self.state.global_step
+        w.add_scalar("val/loss", round(row.val_loss, 6), gs)
+        w.add_scalar("val/acc", round(row.val_acc, 6), gs)
+        w.add_scalar("train/epoch_loss", round(row.train_loss, 6), gs)
+        w.add_scalar("lr", row.lr, gs)
         w.add_image("val/confusion", plots.confusion_image(val["confusion"], self.class_names,
                                                            f"validation, epoch {row.epoch}"), row.epoch)
         w.flush()
@@ -179,6 +179,38 @@ class VisualDLLog(paddle.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self.writer.close()
+
+
+# The metrics VisualDL's hparams view shows per run: read from these scalar tags (test/* is written
+# once the run is evaluated on the test set, by log_test_metrics).
+HPARAM_METRICS = ("val/acc", "val/loss", "test/acc", "test/loss")
+
+
+def hparams_for_visualdl(config: Dict) -> Dict:
+    """VisualDL takes int, float and str only (a bool is refused as an int): the rest as text; floats
+    to 6 significant digits so 3e-4 does not show as 0.00030000001."""
+    out = {}
+    for k, v in config.items():
+        if isinstance(v, float):
+            out[k] = float(f"{v:.6g}")
+        elif isinstance(v, (int, str)) and not isinstance(v, bool):
+            out[k] = v
+        else:
+            out[k] = str(v)
+    return out
+
+
+def log_test_metrics(logdir: Path, step: int, metrics: Dict) -> None:
+    """Test loss and accuracy of the finished run, for the hparams view (appended to the run's log)."""
+    from visualdl import LogWriter
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        writer = LogWriter(logdir=str(logdir), file_name=VDL_FILE)
+    try:
+        writer.add_scalar("test/acc", round(float(metrics["acc"]), 6), step)
+        writer.add_scalar("test/loss", round(float(metrics["loss"]), 6), step)
+    finally:
+        writer.close()
 
 
 class CheckpointEachEpoch(paddle.callbacks.Callback):
@@ -192,24 +224,3 @@ class CheckpointEachEpoch(paddle.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.write_metrics()
         self.save(self.validator.improved)
-
-
-class PrintProgress(paddle.callbacks.Callback):
-    """A line every ``every`` steps and one per epoch (train numbers are running, in train mode;
-    validation numbers are whole-set, in eval mode)."""
-
-    def __init__(self, state: RunState, meter: TrainMeter, epochs: int, every: int, steps: int):
-        super().__init__()
-        self.state, self.meter, self.epochs, self.every, self.steps = state, meter, epochs, every, steps
-
-    def on_train_batch_end(self, step, logs=None):
-        if (step + 1) % self.every == 0 or step + 1 == self.steps:
-            m = self.meter
-            print(f"  epoch {self.state.epoch + 1}/{self.epochs} step {step + 1}/{self.steps}  "
-                  f"loss {m.mean_loss:.4f}  acc {m.acc:.4f}  {m.seen / max(m.seconds, 1e-9):,.0f} img/s", flush=True)
-
-    def on_epoch_end(self, epoch, logs=None):
-        r = self.state.history[-1]
-        print(f"epoch {r.epoch}/{self.epochs}  train loss {r.train_loss:.4f} acc {r.train_acc:.4f} (running, "
-              f"train mode)  val loss {r.val_loss:.4f} acc {r.val_acc:.4f} (whole set, eval mode)  lr {r.lr:.2e}  "
-              f"{r.seconds:.1f} s ({r.images_per_s:,.0f} img/s)", flush=True)

@@ -7,17 +7,18 @@ import json
 import math
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union, get_args, get_origin, get_type_hints
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union, get_args, get_origin, get_type_hints
 
 from ..errors import ConfigError
 from ..typed import SchemaError, from_dict
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "momentum")
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
-DATASETS = ("fashion-mnist", "mnist")
+DATASETS = ("fashion-mnist", "mnist", "cifar10")
 AUGMENTS = ("none", "flip-crop")
-
-
+NORMALIZE = ("unit", "fashion-mnist", "mnist", "cifar10")
+# Each dataset's own image shape (C, H, W): what a run gets without --input-size / --in-channels.
+DATASET_SHAPES = {"fashion-mnist": (1, 28, 28), "mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 
 
 @dataclass
@@ -33,10 +34,10 @@ class RunConfig:
     download: bool = True  # fetch missing IDX files (md5-checked) when the network allows
     val_size: int = 1000  # the notebook's 59k/1k split of the 60k training images
     split: str = "tail"  # tail (the notebook's: last rows validate), random or stratified
-    normalize: str = "unit"  # unit ([0, 1], the notebook's /255), fashion-mnist or mnist (z-scores)
+    normalize: str = "unit"  # unit ([0, 1], the notebook's /255), or the z-scores of fashion-mnist, mnist or cifar10
     augment: str = "none"  # none, or flip-crop (random horizontal flip + 2-pixel shifted crop)
-    input_size: Optional[List[int]] = None  # resize inputs to H W (for full-size nets); None keeps 28x28
-    in_channels: int = 1  # the grey images repeated on this many channels (for nets built for colour)
+    input_size: Optional[List[int]] = None  # resize inputs to H W (for full-size nets); None: the dataset's size
+    in_channels: int = 0  # 0: the dataset's own; grey images can be repeated on more (for nets built for colour)
     epochs: int = 10
     batch_size: int = 64
     optimizer: str = "adam"
@@ -57,14 +58,16 @@ class RunConfig:
 
     def validate(self) -> "RunConfig":
         choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "dataset": DATASETS, "augment": AUGMENTS,
-                   "device": ("auto", "cpu", "gpu"), "split": ("tail", "random", "stratified")}
+                   "device": ("auto", "cpu", "gpu"), "split": ("tail", "random", "stratified"),
+                   "normalize": NORMALIZE}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"config {name}={getattr(self, name)!r}; expected one of {', '.join(allowed)}")
-        for name in ("epochs", "batch_size", "val_size", "log_every", "step_size", "in_channels"):
+        for name in ("epochs", "batch_size", "val_size", "log_every", "step_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"config {name} must be >= 1, got {getattr(self, name)}")
-        for name in ("keep_epochs", "train_limit", "test_limit", "weight_decay", "momentum", "threads"):
+        for name in ("keep_epochs", "train_limit", "test_limit", "weight_decay", "momentum", "threads",
+                     "in_channels"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"config {name} must be >= 0, got {getattr(self, name)}")
         for name in ("lr", "gamma"):
@@ -72,7 +75,20 @@ class RunConfig:
                 raise ConfigError(f"config {name} must be a finite number > 0, got {getattr(self, name)}")
         if self.input_size is not None and (len(self.input_size) != 2 or min(self.input_size) < 1):
             raise ConfigError(f"config input_size must be two positive integers H W, got {self.input_size}")
+        if (self.train_csv or self.test_csv) and DATASET_SHAPES[self.dataset][0] != 1:
+            raise ConfigError(f"config train_csv/test_csv hold 28x28 grey images; dataset {self.dataset!r} "
+                              "is read from its own archive (drop the CSV options or pick fashion-mnist/mnist)")
+        native = DATASET_SHAPES[self.dataset][0]
+        if self.in_channels and self.in_channels != native and native != 1:
+            raise ConfigError(f"config in_channels={self.in_channels}: {self.dataset} images have {native} "
+                              f"channels; only grey images can be repeated on more")
         return self
+
+    def input_shape(self) -> Tuple[int, int, int]:
+        """(C, H, W) the net sees: the dataset's shape unless in_channels / input_size change it."""
+        c, h, w = DATASET_SHAPES[self.dataset]
+        size = self.input_size or (h, w)
+        return (self.in_channels or c, int(size[0]), int(size[1]))
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)

@@ -20,7 +20,8 @@ class RunData:
 
 
 class FlipCrop:
-    """Random horizontal flip and a random crop of the image padded by ``pad`` pixels (uint8 HxWx1 in and out).
+    """Random horizontal flip and a random crop of the image padded by ``pad`` pixels (uint8 HxWxC in and out;
+    2 pixels for 28x28 grey images, 4 for 32x32 colour ones as the ResNet paper's CIFAR recipe).
 
     Draws from the generator it is given, which the dataset seeds by (seed, epoch, index).
     """
@@ -40,7 +41,7 @@ class FlipCrop:
 
 
 class Resize:
-    """Bilinear resize of a uint8 HxWx1 image to ``(height, width)`` (full-size nets on 28x28 data)."""
+    """Bilinear resize of a uint8 HxWxC image to ``(height, width)`` (full-size nets on 28x28 data)."""
 
     takes_rng = True
 
@@ -48,7 +49,8 @@ class Resize:
         self.height, self.width = int(size[0]), int(size[1])
 
     def __call__(self, img: np.ndarray, rng: Optional[np.random.Generator] = None) -> np.ndarray:
-        return cv2.resize(img, (self.width, self.height), interpolation=cv2.INTER_LINEAR)[:, :, None]
+        out = cv2.resize(img, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
+        return out[:, :, None] if out.ndim == 2 else out
 
 
 class Compose:
@@ -66,7 +68,7 @@ class Compose:
 def make_transform(config: RunConfig, train: bool) -> Optional[Callable]:
     steps: List[Callable] = []
     if train and config.augment == "flip-crop":
-        steps.append(FlipCrop())
+        steps.append(FlipCrop(pad=4 if config.dataset == "cifar10" else 2))
     if config.input_size is not None:
         steps.append(Resize(config.input_size))
     return Compose(steps) if steps else None
@@ -82,13 +84,13 @@ def build_data(config: RunConfig) -> RunData:
     if config.train_csv:
         full = D.FashionMNISTCSV(config.train_csv, **kw)
     else:
-        full = D.IDXDataset.for_name(config.dataset, "train", config.data_dir, verify_md5=config.verify_md5,
-                                   download=config.download, **kw)
+        full = D.open_dataset(config.dataset, "train", config.data_dir, verify_md5=config.verify_md5,
+                              download=config.download, **kw)
     if config.test_csv:
         test = D.FashionMNISTCSV(config.test_csv, **kw)
     else:
-        test = D.IDXDataset.for_name(config.dataset, "test", config.data_dir, verify_md5=config.verify_md5,
-                                   download=config.download, **kw)
+        test = D.open_dataset(config.dataset, "test", config.data_dir, verify_md5=config.verify_md5,
+                              download=config.download, **kw)
     for name, ds in (("training", full), ("test", test)):
         if not ds.has_labels:
             raise D.DataError(ds.source, f"the {name} data has no labels (ID layout); training and evaluation "
@@ -99,5 +101,5 @@ def build_data(config: RunConfig) -> RunData:
     train.transform = make_transform(config, train=True)
     val.transform = test.transform = make_transform(config, train=False)
     for ds in (train, val, test):
-        ds.channels, ds.seed = config.in_channels, config.seed
+        ds.channels, ds.seed = config.input_shape()[0], config.seed
     return RunData(train, val, test, D.class_names(config.dataset))

@@ -24,9 +24,9 @@ def _save(fig, path) -> Path:
 
 
 def tile_grid(images: np.ndarray, rows: int, cols: int, pad: int = 2) -> np.ndarray:
-    """uint8 (N, H, W) -> one uint8 (rows*(H+pad)+pad, cols*(W+pad)+pad) mosaic, row-major."""
-    n, h, w = images.shape
-    grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad), 128, np.uint8)
+    """uint8 (N, H, W[, 3]) -> one uint8 (rows*(H+pad)+pad, cols*(W+pad)+pad[, 3]) mosaic, row-major."""
+    n, h, w = images.shape[:3]
+    grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad) + images.shape[3:], 128, np.uint8)
     for i in range(min(n, rows * cols)):
         r, c = divmod(i, cols)
         grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = images[i]
@@ -93,6 +93,7 @@ def _confusion(matrix: np.ndarray, class_names: Sequence[str], title: str):
     for (i, j), v in np.ndenumerate(matrix):
         ax.text(j, i, str(v), ha="center", va="center", fontsize=7, color="white" if v > threshold else "black")
     ax.set_title(title)
+    fig.tight_layout()  # the rotated class names would be cut off at the figure's edge otherwise
     return fig
 
 
@@ -112,8 +113,8 @@ def confusion_image(matrix: np.ndarray, class_names: Sequence[str], title: str =
 
 def image_grid(images: np.ndarray, captions: Sequence[str], path, *, cols: int = 6, red: Sequence[bool] = (),
                families: Sequence[Optional[str]] = (), title: Optional[str] = None, fontsize: int = 8) -> Path:
-    """The one grid of grey images with a caption above each (red where ``red[i]``); every picture
-    of images in this module is one of these."""
+    """The one grid of grey (N, H, W) or RGB (N, H, W, 3) images with a caption above each (red where
+    ``red[i]``); every picture of images in this module is one of these."""
     n = len(images)
     cols = max(1, min(cols, n))
     rows = -(-n // cols)

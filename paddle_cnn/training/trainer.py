@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
@@ -29,6 +30,7 @@ from .data import RunData, build_data
 from .evaluation import classification_metrics, confusion_matrix, predict_logits, softmax
 from .losses import AuxiliaryLoss, MainAccuracy
 from .parallel import world
+from .progress import Job, ShowProgress
 from .rundir import CheckpointState, RunDir, RunDirError, RunState
 from ..fileio import atomic_savez
 
@@ -80,7 +82,8 @@ class Trainer:
     """
 
     def __init__(self, config: RunConfig, run_dir: PathLike, *, resume: bool = False, overwrite: bool = False,
-                 data: Optional[RunData] = None, verbose: bool = True):
+                 data: Optional[RunData] = None, verbose: bool = True, job: Optional[Job] = None):
+        self.job = job
         self.rank, self.world_size = world()
         self.is_main = self.rank == 0
         self.verbose = verbose and self.is_main
@@ -124,7 +127,8 @@ class Trainer:
         self.run.claim(overwrite=overwrite and not resume)
         self.run.save_config(config)
         if self.verbose and resume:
-            print(f"{self.run_dir}: resuming after epoch {self.state.epoch} of {config.epochs}", flush=True)
+            print(f"{self.run_dir}: resuming from checkpoint 'latest' (epoch {self.state.epoch}); continuing at "
+                  f"epoch {self.state.epoch + 1} of {config.epochs}", flush=True)
 
     def checkpoint_state(self) -> CheckpointState:
         c = self.config
@@ -163,11 +167,14 @@ class Trainer:
                                                                              self.checkpoint_state(), best=best,
                                                                              keep=c.keep_epochs), validator)]
         if self.verbose:
-            callbacks.append(cb.PrintProgress(st, meter, c.epochs, c.log_every, len(self.train_loader)))
+            callbacks.append(ShowProgress(c.net, st, meter, c.epochs, c.log_every, len(self.train_loader), self.job))
         # An inert LRScheduler callback stops paddle.Model from stepping the schedule every batch.
         inert = paddle.callbacks.LRScheduler(by_step=False, by_epoch=False)
         try:
-            self.model.fit(self.train_loader, epochs=remaining, verbose=0, callbacks=callbacks + [inert])
+            with warnings.catch_warnings():  # Paddle's BatchNorm warns on every training forward that
+                # it tracks global statistics (it always has); nothing a user can act on.
+                warnings.filterwarnings("ignore", message="When training, we now always track global mean")
+                self.model.fit(self.train_loader, epochs=remaining, verbose=0, callbacks=callbacks + [inert])
         finally:
             self.run.release()
         return st.history
@@ -219,12 +226,29 @@ class Trainer:
                                  labels=self.dataset(split).labels)
                 if split == "test" and self.is_main:
                     self._test_pictures(ev)
+                    cb.log_test_metrics(self.run_dir / "vdl", st.global_step, ev)
+            results["best"] = self._best_checkpoint_metrics(results)
             if self.is_main and st.history:
                 plots.training_curves({cfg.net: st.history}, self.run_dir / "curves.png", title=cfg.net)
             self.run.write_results(results)
         finally:
             self.run.release()
         return results
+
+    def _best_checkpoint_metrics(self, final: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        """Val and test numbers of checkpoints/best (what evaluate, predict and export use by default),
+        beside the final epoch's that the tables report."""
+        st = self.state
+        if st.best_epoch is None:
+            return None
+        if st.best_epoch == st.epoch:
+            return {"epoch": st.best_epoch, "val": final["val"], "test": final["test"]}
+        net, _, _ = load_model(self.run_dir, "best")
+        out: Dict[str, Any] = {"epoch": st.best_epoch}
+        for split in ("val", "test"):
+            m = evaluate_network(net, self.dataset(split), max(self.config.batch_size, 256))
+            out[split] = {"loss": m["loss"], "acc": m["acc"], "n": m["n"]}
+        return out
 
     def _test_pictures(self, ev: Dict[str, Any]) -> None:
         names, cfg = self.data.class_names, self.config
@@ -240,7 +264,7 @@ class Trainer:
 def data_contract(config: RunConfig, data: RunData) -> InputContract:
     """The input contract of a run: the shape its loader yields and the normalisation it applied."""
     channels, height, width = (int(v) for v in data.train[0][0].shape)
-    mean, std = mean_std(config.normalize)
+    mean, std = (list(v) if isinstance(v, tuple) else v for v in mean_std(config.normalize))
     return InputContract(channels=channels, height=height, width=width, dataset=config.dataset,
                          normalize=config.normalize, mean=mean, std=std, class_names=list(data.class_names))
 
@@ -258,10 +282,28 @@ def evaluate_network(net: nn.Layer, dataset, batch_size: int = 256) -> Dict[str,
     return classification_metrics(predict_logits(net, dataset, batch_size), dataset.labels)
 
 
+def net_cost(config: RunConfig) -> analysis.FlopCount:
+    """MACs and FLOPs per image of the config's net at the input it will see."""
+    shape = config.input_shape()
+    return analysis.count_flops(nets.create(config.net, in_channels=shape[0], input_size=shape[1:]), shape)
+
+
+def plan_job(configs: List[RunConfig]) -> Job:
+    """A :class:`~paddle_cnn.training.progress.Job` over the nets an experiment will train, each
+    epoch costed by its FLOPs per image and training images (plus a per-image overhead, which
+    dominates tiny nets)."""
+    job = Job()
+    for c in configs:
+        images = c.train_limit or (50000 if c.dataset == "cifar10" else 60000)
+        job.add(c.net, c.epochs, images * (net_cost(c).flops + 2e6))
+    return job
+
+
 def train_and_evaluate(config: RunConfig, run_dir: PathLike, *, resume: bool = False, overwrite: bool = False,
-                       data: Optional[RunData] = None, verbose: bool = True) -> Tuple["Trainer", Dict[str, Any]]:
+                       data: Optional[RunData] = None, verbose: bool = True,
+                       job: Optional[Job] = None) -> Tuple["Trainer", Dict[str, Any]]:
     """The whole experiment for one network: fit (or continue), then evaluate and save results."""
-    trainer = Trainer(config, run_dir, resume=resume, overwrite=overwrite, data=data, verbose=verbose)
+    trainer = Trainer(config, run_dir, resume=resume, overwrite=overwrite, data=data, verbose=verbose, job=job)
     trainer.fit()
     return trainer, trainer.finish()
 

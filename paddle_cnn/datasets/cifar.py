@@ -1,0 +1,178 @@
+"""CIFAR-10 from the official ``cifar-10-python.tar.gz`` (the pickled batches the NIN, GoogLeNet and
+ResNet tutorials train on), read without running code from the file.
+
+The batches are Python pickles. :class:`_ArraysOnly` lets a pickle build numpy arrays, bytes, str,
+numbers and plain containers, and nothing else: a tarball with any other global (``os.system``,
+``builtins.eval``...) is refused before that object is built, and object arrays are refused too.
+"""
+from __future__ import annotations
+
+import io
+import pickle
+import tarfile
+from pathlib import Path
+from typing import Dict, Optional, Tuple, Union
+
+import numpy as np
+
+from .errors import DataError, DataFileNotFoundError
+from .idx import ENV_VAR, data_root, download, verify_md5
+
+PathLike = Union[str, Path]
+
+FOLDER = "cifar-10"
+ARCHIVE = "cifar-10-python.tar.gz"
+MD5 = "c58f30108f718f92721af3b95e74349a"  # the official archive; paddle.vision.datasets.Cifar10 checks the same
+URLS = ("https://dataset.bj.bcebos.com/cifar/cifar-10-python.tar.gz",  # Paddle's mirror
+        "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz")  # the authors' copy
+MEMBERS = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
+CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+# Per-channel (R, G, B) mean and std of the 50k training images scaled to [0, 1], as computed on
+# the official files (the 0.2023/0.1994/0.2010 often quoted are not the std of the pixels).
+MEAN = (0.4914, 0.4822, 0.4465)
+STD = (0.2470, 0.2435, 0.2616)
+
+# numpy's pickling of arrays and dtypes (numpy 1.x and 2.x module names); everything else is refused.
+_ALLOWED = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"), ("_codecs", "encode"),
+}
+
+
+class _ArraysOnly(pickle.Unpickler):
+    def __init__(self, file, source: str):
+        super().__init__(file, encoding="bytes")
+        self.source = source
+
+    def find_class(self, module, name):
+        if (module, name) in _ALLOWED:
+            if (module, name) == ("_codecs", "encode"):  # protocol-2 pickles of bytes written by Python 3
+                return _latin1_encode
+            return super().find_class(module, name)
+        raise DataError(self.source, f"refused to load: the pickle asks for {module}.{name}; a CIFAR-10 batch "
+                                     "holds only numpy arrays, bytes and lists")
+
+
+def _latin1_encode(text, encoding="latin1"):
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError("_codecs.encode is allowed only for latin-1 text")
+    return text.encode("latin1")
+
+
+def _key(d: dict, name: str):
+    for k in (name.encode(), name):
+        if k in d:
+            return d[k]
+    return None
+
+
+def _read_batch(raw: bytes, source: str) -> Tuple[np.ndarray, np.ndarray]:
+    try:
+        batch = _ArraysOnly(io.BytesIO(raw), source).load()
+    except DataError:
+        raise
+    except Exception as exc:  # a truncated or foreign file: say which member
+        raise DataError(source, f"not a CIFAR-10 batch pickle ({type(exc).__name__}: {exc})") from None
+    if not isinstance(batch, dict):
+        raise DataError(source, f"expected a dict with 'data' and 'labels', got {type(batch).__name__}")
+    data, labels = _key(batch, "data"), _key(batch, "labels")
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        got = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise DataError(source, f"key 'data' must be a uint8 array of shape (N, 3072), got {got}")
+    if not isinstance(labels, (list, np.ndarray)) or len(labels) != len(data):
+        raise DataError(source, f"key 'labels' must be a list of {len(data)} integers")
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "iu" or (len(labels) and (labels.min() < 0 or labels.max() > 9)):
+        raise DataError(source, f"key 'labels' must hold integers 0-9, got {labels.dtype} "
+                                f"{labels.min() if len(labels) else ''}..{labels.max() if len(labels) else ''}")
+    # Rows are 1024 red, 1024 green, 1024 blue values, each 32x32 row-major: to (N, 32, 32, 3) RGB.
+    images = np.ascontiguousarray(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+    return images, labels.astype(np.int64)
+
+
+def archive_path(root: Optional[PathLike] = None) -> Path:
+    return data_root(root) / FOLDER / ARCHIVE
+
+
+def ensure_archive(root: Optional[PathLike] = None, *, download_missing: bool = True,
+                   verify: bool = True) -> Path:
+    """The archive's path, downloaded (md5-checked, landing only when it matches) if missing and allowed."""
+    path = archive_path(root)
+    if path.is_file():
+        if verify:
+            try:
+                verify_md5(path, MD5)
+            except DataError as exc:
+                raise DataError(path, f"{exc.problem}; for a copy of your own (e.g. a subset in the official "
+                                      "layout) pass --no-verify-md5") from None
+        return path
+    failure = "downloading is switched off"
+    if download_missing:
+        errors = []
+        for url in URLS:
+            try:
+                return download(url, path, MD5)
+            except (OSError, DataError) as exc:
+                errors.append(f"{url}: {exc}")
+        failure = "download failed (" + "; ".join(errors) + ")"
+    raise DataFileNotFoundError(
+        path.parent, f"{ARCHIVE} missing and {failure}.\nPut the official file (md5 {MD5}) here:\n  {path}\n"
+                     f"or point ${ENV_VAR} (or the data-dir option) at a folder holding {FOLDER}/.")
+
+
+_CACHE: Dict[Tuple[str, float, int, str], Tuple[np.ndarray, np.ndarray]] = {}
+
+
+def load_cifar10(mode: str = "train", root: Optional[PathLike] = None, *, download_missing: bool = True,
+                 verify: bool = True) -> Tuple[np.ndarray, np.ndarray]:
+    """(images uint8 (N, 32, 32, 3) RGB, labels int64 (N,)) of the 50k training or 10k test images."""
+    if mode not in MEMBERS:
+        raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
+    path = ensure_archive(root, download_missing=download_missing, verify=verify)
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime, stat.st_size, mode)
+    if key in _CACHE:  # the two splits and repeated runs in one process read the tarball once each
+        return _CACHE[key]
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            found = {Path(m.name).name: m for m in tar.getmembers() if m.isfile()}
+            images, labels = [], []
+            for name in MEMBERS[mode]:
+                if name not in found:
+                    raise DataError(path, f"member cifar-10-batches-py/{name} is missing; is this the official "
+                                          f"{ARCHIVE}?")
+                raw = tar.extractfile(found[name]).read()
+                x, y = _read_batch(raw, f"{path}: {found[name].name}")
+                images.append(x)
+                labels.append(y)
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise DataError(path, f"not a readable .tar.gz ({exc})") from None
+    result = (np.concatenate(images), np.concatenate(labels))
+    _CACHE.clear()
+    _CACHE[key] = result
+    return result
+
+
+def write_archive(path: PathLike, splits: Dict[str, Tuple[np.ndarray, np.ndarray]]) -> Path:
+    """A tarball in the official layout from (images (N, 32, 32, 3) uint8, labels) per split, pickled
+    as the official files are (protocol 2, bytes keys); for tests and small local copies."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def add(tar, name, obj):
+        raw = pickle.dumps(obj, protocol=2)
+        info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+        info.size = len(raw)
+        tar.addfile(info, io.BytesIO(raw))
+
+    with tarfile.open(path, "w:gz") as tar:
+        add(tar, "batches.meta", {b"label_names": [n.encode() for n in CLASS_NAMES], b"num_vis": 3072})
+        for mode, (images, labels) in splits.items():
+            names = MEMBERS[mode]
+            for i, part in enumerate(np.array_split(np.arange(len(images)), len(names))):
+                rows = images[part].transpose(0, 3, 1, 2).reshape(len(part), 3072)
+                add(tar, names[i], {b"batch_label": f"{mode} batch {i + 1}".encode(),
+                                    b"labels": [int(v) for v in labels[part]], b"data": np.ascontiguousarray(rows),
+                                    b"filenames": [f"img_{j}.png".encode() for j in part]})
+    return path

@@ -1,0 +1,80 @@
+"""README stays true: every table is regenerated from committed source files by the command beside it."""
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from paddle_cnn import report
+from paddle_cnn.training import RunConfig, train_and_evaluate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_readme_table_is_what_its_command_prints_now():
+    stale = report.update_readme(ROOT / "README.md", check=True)
+    assert stale == [], f"README tables differ from their commands (python -m paddle_cnn.report --readme README.md): {stale}"
+
+
+def test_readme_blocks_cite_committed_source_files():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    commands = [m.group("command") for m in report.BLOCK.finditer(text)]
+    assert len(commands) >= 6  # results, lenet, zoo, networks, data loading, speed x2
+    tracked = set(subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split())
+    for command in commands:
+        for arg in command.split():
+            if arg.startswith("docs/results/"):
+                matches = [p for p in tracked if Path(p).match(arg)] if "*" in arg else [arg] if arg in tracked else []
+                assert matches, f"{arg} (in {command!r}) is not a committed file"
+
+
+def _copy_readme(tmp_path) -> Path:
+    shutil.copy(ROOT / "README.md", tmp_path / "README.md")
+    shutil.copytree(ROOT / "docs" / "results", tmp_path / "docs" / "results")
+    return tmp_path / "README.md"
+
+
+def test_a_changed_number_is_found_and_regenerated(tmp_path):
+    readme = _copy_readme(tmp_path)
+    text = readme.read_text(encoding="utf-8")
+    block = next(m for m in report.BLOCK.finditer(text) if "docs/results/dilated_vs_standard" in m.group("command"))
+    row = next(line for line in block.group("body").splitlines() if line.startswith("| standard_cnn"))
+    number = re.search(r"0\.\d{4}", row).group(0)
+    changed = row.replace(number, "0.1234", 1)
+    readme.write_text(text.replace(row, changed), encoding="utf-8")
+    res = subprocess.run([sys.executable, "-m", "paddle_cnn.report", "--readme", readme, "--check"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert res.returncode == 1 and "differs from" in res.stdout and "dilated_vs_standard" in res.stdout, res
+    assert report.update_readme(readme) == [block.group("command")]
+    assert readme.read_text(encoding="utf-8") == text
+
+
+def test_a_table_without_a_command_is_refused(tmp_path):
+    readme = _copy_readme(tmp_path)
+    readme.write_text(readme.read_text(encoding="utf-8") + "\n| a | b |\n|---|---|\n| 1 | 2 |\n", encoding="utf-8")
+    with pytest.raises(report.ReportError, match="outside any"):
+        report.update_readme(readme, check=True)
+
+
+def test_only_known_commands_run_from_a_readme(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- table: rm -rf / -->\n| x |\n<!-- end table -->\n", encoding="utf-8")
+    with pytest.raises(report.ReportError, match="only 'python -m paddle_cnn.report"):
+        report.update_readme(readme, check=True)
+
+
+def test_saved_results_give_the_same_table_as_the_run_folder(synthetic_csvs, tmp_path, monkeypatch):
+    train, test = synthetic_csvs
+    config = RunConfig(net="lenet", train_csv=str(train), test_csv=str(test), val_size=80, epochs=1, log_every=1000)
+    train_and_evaluate(config, tmp_path / "runs" / "lenet", verbose=False)
+    monkeypatch.chdir(tmp_path)
+    (saved,) = report.save_results([Path("runs/lenet")], Path("docs/results"))
+    assert saved == Path("docs/results/lenet.json")
+    from_run = report.markdown_table(report.load_results([Path("runs/lenet")]))
+    assert report.markdown_table(report.load_results([saved])) == from_run
+    assert report.load_results([saved])[0]["run_dir"] == "runs/lenet"
+    with pytest.raises(report.ReportError, match="not a run's results"):
+        (tmp_path / "x.json").write_text("[1, 2]")
+        report.load_results([tmp_path / "x.json"])
