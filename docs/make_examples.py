@@ -1,7 +1,8 @@
 """Make the README's example "photos": Fashion-MNIST test images as a user would photograph them
 (dark object on a white background, larger, JPEG), so `paddle-cnn predict` has inputs to show.
 
-    python docs/make_examples.py --data-dir ../shared/data
+    python docs/make_examples.py --data-dir ../shared/data            # -> runs/examples/
+    python docs/make_examples.py --data-dir ../shared/data --out docs/examples   # refresh the committed copies
 """
 import argparse
 from pathlib import Path
@@ -15,7 +16,8 @@ from paddle_cnn import datasets as D
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "examples")
+    parser.add_argument("--out", type=Path, default=Path("runs/examples"),
+                        help="where to write (default runs/examples; docs/examples holds the committed copies)")
     args = parser.parse_args()
     test = D.FashionMNISTIDX("test", args.data_dir, download=False)
     names = D.class_names()

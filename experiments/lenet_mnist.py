@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import List, Optional, Union
 
 from paddle_cnn.training import (
-    add_config_args, build_data, config_from_args, evaluate_network, load_model, train_and_evaluate,
+    RunDir, add_config_args, build_data, config_from_args, evaluate_network, load_model, train_and_evaluate,
 )
 from paddle_cnn.entry import run_command
 from paddle_cnn.training.parallel import add_processes_arg, is_main_process, relaunch
@@ -41,6 +41,7 @@ def main(argv: Optional[List[str]] = None) -> Union[dict, int]:
     if status is not None:  # the job ran under paddle.distributed.launch; its exit status
         return status
     config = config_from_args(args, **DEFAULTS)
+    RunDir(args.out, writer=is_main_process()).check_new(args.overwrite)  # refused before anything prints
     data = build_data(config)
     print(f"data: {len(data.train)} train / {len(data.val)} validation / {len(data.test)} test images")
 
