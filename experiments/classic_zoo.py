@@ -35,8 +35,9 @@ COMMON = dict(dataset="fashion-mnist", normalize="fashion-mnist", optimizer="ada
 # default set keep shorter budgets until someone trains them.
 RECIPES: Dict[str, dict] = {
     # The seed notebook's standard CNN with a better recipe than its Adam 3e-4 (dilated_vs_standard
-    # keeps that one): flip-crop augmentation and one-cycle AdamW, for 20 epochs since it is cheap.
-    "standard_cnn": dict(lr=2e-3, epochs=20, augment="flip-crop"),
+    # keeps that one): flip-crop augmentation and one-cycle AdamW. 20 epochs at lr 2e-3 ended at
+    # 0.9241 test with train accuracy no higher than validation (underfitting): 40 epochs at 3e-3.
+    "standard_cnn": dict(lr=3e-3, epochs=40, augment="flip-crop"),
     "lenet_bn": dict(lr=3e-3, epochs=15),
     "alexnet_small": dict(lr=1e-3, epochs=15),  # no batch norm: a lower peak lr
     "vgg11_small": dict(lr=1e-3, epochs=15, augment="flip-crop"),
@@ -92,7 +93,9 @@ def finished(run_dir: Path) -> bool:
 
 def write_outputs(out: Path) -> List[dict]:
     """The zoo table and plots, from every finished run folder in ``out`` (cheapest net first)."""
-    results = report.load_results(sorted(p for p in out.iterdir() if finished(p)))
+    # Only folders named after a net: --overwrite leaves the old run beside it as NET.replaced-TIME.
+    registered = set(nets.list_nets())
+    results = report.load_results(sorted(p for p in out.iterdir() if p.name in registered and finished(p)))
     results.sort(key=lambda r: (r.get("flops") or 0, r["net"]))  # as python -m paddle_cnn.report --columns zoo
     if not results:
         return results

@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64, help="batch size shown by paddle.summary")
     p.set_defaults(func=_cmd_summary)
 
-    p = sub.add_parser("train", help="train a registered net on Fashion-MNIST or MNIST into a run folder")
+    p = sub.add_parser("train", help="train a registered net on Fashion-MNIST, MNIST or CIFAR-10 into a run folder")
     p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/NET)")
     p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR", help="continue this run folder")
     p.add_argument("--overwrite", action="store_true", help="start again in a folder that holds a run")

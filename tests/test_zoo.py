@@ -242,3 +242,7 @@ def test_classic_zoo_experiment_end_to_end(tmp_path, synthetic_csvs, capsys):
     capsys.readouterr()
     classic_zoo.main(args)
     assert capsys.readouterr().out.count("finished already") == 2
+    # --overwrite moves the old run aside; the table lists each net once, from its new run.
+    summary = classic_zoo.main(args[:1] + ["lenet_bn"] + args[3:] + ["--overwrite"])
+    assert len(list(out.glob("lenet_bn.replaced-*"))) == 1
+    assert [r["net"] for r in summary["results"]] == ["lenet_bn", "resnext_small"]
