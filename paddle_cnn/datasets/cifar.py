@@ -27,8 +27,9 @@ URLS = ("https://dataset.bj.bcebos.com/cifar/cifar-10-python.tar.gz",  # Paddle'
         "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz")  # the authors' copy
 MEMBERS = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
 CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-# Per-channel (R, G, B) mean and std of the 50k training images scaled to [0, 1], as computed on
-# the official files (the 0.2023/0.1994/0.2010 often quoted are not the std of the pixels).
+# Per-channel (R, G, B) mean and std of the 50k training images scaled to [0, 1], the values
+# widely published for the official files (not recomputed here: these machines have no copy; the
+# 0.2023/0.1994/0.2010 also often quoted are not the std of the pixels).
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
 
