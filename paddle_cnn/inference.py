@@ -26,7 +26,7 @@ EXPORT_META = "paddle_cnn_export.json"
 EXPORT_FORMAT = "paddle_cnn.export.v2"  # v2: the input contract under "input"
 
 
-def _recorded_test_acc(run_dir: Path, which: str, epoch: int) -> Optional[float]:
+def _recorded_test_acc(run_dir: Path, epoch: int) -> Optional[float]:
     """The test accuracy results.json records for this checkpoint, if the run was finished at it."""
     try:
         results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
@@ -52,7 +52,7 @@ def _meta_from_run(config, state, which: str, run_dir: Path) -> Dict[str, Any]:
         "input": state.input.to_dict(),
         "source": {"run_dir": str(Path(run_dir).absolute()), "checkpoint": which, "epoch": run.epoch,
                    "val_acc": epoch_row.val_acc if epoch_row else None,
-                   "test_acc": _recorded_test_acc(Path(run_dir), which, run.epoch),
+                   "test_acc": _recorded_test_acc(Path(run_dir), run.epoch),
                    "best_val_acc": run.best_val_acc, "best_epoch": run.best_epoch},
     }
 

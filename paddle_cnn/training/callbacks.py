@@ -26,6 +26,14 @@ from .rundir import EpochRow, RunState
 VDL_FILE = "vdlrecords.run.log"  # one fixed name: VisualDL reads a single file per run folder
 
 
+def open_log(logdir: Path):
+    """The run's VisualDL writer, appending to its one log file (VisualDL prints a notice when it appends)."""
+    from visualdl import LogWriter
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        return LogWriter(logdir=str(logdir), file_name=VDL_FILE)
+
+
 def seed_everything(seed: int) -> None:
     import random
 
@@ -142,8 +150,6 @@ class VisualDLLog(paddle.callbacks.Callback):
         self.class_names, self.first_images, self.hparams = class_names, first_images, hparams
 
     def on_train_begin(self, logs=None):
-        from visualdl import LogWriter
-
         log = self.logdir / VDL_FILE
         keep = self.state.vdl_log_bytes if self.state.epoch else 0
         if log.is_file() and log.stat().st_size > (keep or 0):
@@ -152,8 +158,7 @@ class VisualDLLog(paddle.callbacks.Callback):
             shutil.copyfile(log, aside)
             with open(log, "rb+") as f:
                 f.truncate(keep or 0)
-        with contextlib.redirect_stdout(io.StringIO()):  # VisualDL prints a notice when it appends
-            self.writer = LogWriter(logdir=str(self.logdir), file_name=VDL_FILE)
+        self.writer = open_log(self.logdir)
         if self.state.epoch == 0:
             sample = self.first_images()
             rgb = sample if sample.ndim == 3 else np.repeat(sample[:, :, None], 3, axis=2)
@@ -202,10 +207,7 @@ def hparams_for_visualdl(config: Dict) -> Dict:
 
 def log_test_metrics(logdir: Path, step: int, metrics: Dict) -> None:
     """Test loss and accuracy of the finished run, for the hparams view (appended to the run's log)."""
-    from visualdl import LogWriter
-
-    with contextlib.redirect_stdout(io.StringIO()):
-        writer = LogWriter(logdir=str(logdir), file_name=VDL_FILE)
+    writer = open_log(logdir)
     try:
         writer.add_scalar("test/acc", round(float(metrics["acc"]), 6), step)
         writer.add_scalar("test/loss", round(float(metrics["loss"]), 6), step)

@@ -61,7 +61,6 @@ class Job:
     parts: List[_Part] = field(default_factory=list)
     index: int = -1
     started: Optional[float] = None
-    _seconds_before: float = 0.0  # training seconds of earlier nets in this job
 
     @classmethod
     def single(cls, name: str, epochs: int) -> "Job":
