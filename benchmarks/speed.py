@@ -9,10 +9,12 @@ with our callbacks, VisualDL logging and the array batch loader) with the fast o
 (paddle_cnn.fast) and with PADDLE_CNN_FAST_OPS=0 (Paddle's own kernels), a raw dygraph loop with
 the fast operators, and PyTorch eager on parameter-checked twins when ``torch`` is importable (an
 optional peer, not a dependency). Inference (batch 256): whole-set evaluation as our trainer runs
-it (dygraph, eval mode), Paddle Inference with oneDNN, PyTorch. Each figure is the median of
-``--repeats`` timed passes after a warm-up. ``--threads`` sets the threads of the fast operators,
-PyTorch and Paddle Inference alike ("same threads"); run it under ``OMP_NUM_THREADS=N`` too so
-Paddle's other CPU kernels get them. "s/epoch" is 59,000 images at our Trainer's rate.
+it (dygraph, eval mode), Paddle Inference with oneDNN, PyTorch. Every path runs once per round, so
+a slow spell of the machine hits all of them alike; each figure is the median over ``--repeats``
+rounds after a warm-up pass. All paths share one process, so they share its malloc settings
+(paddle_cnn.fast.keep_freed_memory). ``--threads`` sets the threads of the fast operators, PyTorch
+and Paddle Inference alike ("same threads"); run it under ``OMP_NUM_THREADS=N`` too so Paddle's
+other CPU kernels get them. "s/epoch" is 59,000 images at our Trainer's rate.
 """
 from __future__ import annotations
 
@@ -42,22 +44,44 @@ def synthetic(n: int, seed: int = 0):
     return rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n).astype(np.int64)
 
 
-def median_rate(run: Callable[[], int], repeats: int) -> float:
-    """Median images/s of ``run()`` (which returns the images it processed) after one warm-up call."""
-    run()
-    rates = []
-    for _ in range(repeats):
+Pass = Callable[[], float]  # one timed pass, returning images/s
+
+
+def timed(run: Callable[[], int]) -> Pass:
+    """A pass timing ``run()``, which returns the images it processed."""
+    def one() -> float:
         start = time.perf_counter()
         n = run()
-        rates.append(n / (time.perf_counter() - start))
-    return statistics.median(rates)
+        return n / (time.perf_counter() - start)
+    return one
+
+
+# Intel's OpenMP (Paddle's oneDNN and MKL) keeps its threads spinning for KMP_BLOCKTIME (200 ms)
+# after each parallel region; a PyTorch pass started at once shared the cores with them (PyTorch
+# LeNet measured 11,100 images/s right after a Paddle pass, 14,000 alone). Each pass waits longer.
+SETTLE_SECONDS = 0.5
+
+
+def interleaved_medians(passes: Dict[str, Pass], repeats: int) -> Dict[str, float]:
+    """Median images/s of every pass over ``repeats`` rounds, after one warm-up pass each.
+
+    Each round runs every path once, one after the other, so a slow spell of a shared machine
+    (several points run to run here) slows all paths of a round alike instead of one path's repeats.
+    """
+    for one in passes.values():
+        one()
+    rates: Dict[str, List[float]] = {key: [] for key in passes}
+    for _ in range(repeats):
+        for key, one in passes.items():
+            time.sleep(SETTLE_SECONDS)
+            rates[key].append(one())
+    return {key: statistics.median(values) for key, values in rates.items()}
 
 
 # -- Paddle
-def trainer_rate(name: str, images, labels, batch: int, repeats: int) -> float:
-    """Images/s of one epoch through our Trainer, as its metrics report it (training time only)."""
-    rates = []
-    for r in range(repeats + 1):
+def trainer_pass(name: str, images, labels, batch: int) -> Pass:
+    """One epoch through our Trainer; images/s as its metrics report it (training time only)."""
+    def one() -> float:
         with tempfile.TemporaryDirectory() as tmp:
             train = D.ArrayDataset(images, labels)
             val = D.ArrayDataset(images[:256], labels[:256])
@@ -65,13 +89,11 @@ def trainer_rate(name: str, images, labels, batch: int, repeats: int) -> float:
             config = RunConfig(net=name, epochs=1, batch_size=batch, lr=1e-3, log_every=10**9,
                                threads=fast.get_threads() or 0)
             trainer = Trainer(config, Path(tmp) / "run", data=data, verbose=False)
-            history = trainer.fit()
-            if r:  # the first is the warm-up
-                rates.append(history[-1].images_per_s)
-    return statistics.median(rates)
+            return trainer.fit()[-1].images_per_s
+    return one
 
 
-def paddle_loop_rate(name: str, images, labels, batch: int, repeats: int) -> float:
+def paddle_loop_pass(name: str, images, labels, batch: int) -> Pass:
     """A plain dygraph loop over the same net (what the Trainer adds is the difference)."""
     paddle.seed(0)
     net = nets.create(name)
@@ -90,12 +112,12 @@ def paddle_loop_rate(name: str, images, labels, batch: int, repeats: int) -> flo
             opt.clear_grad()
         return (len(x_all) // batch) * batch
 
-    return median_rate(run, repeats)
+    return timed(run)
 
 
 @contextlib.contextmanager
 def stock_kernels():
-    """Paddle's own conv and pool kernels inside (the project's layers read the switch on every call)."""
+    """Paddle's own kernels inside (the project's layers read the switch on every call)."""
     old = os.environ.get(fast.SWITCH)
     os.environ[fast.SWITCH] = "0"
     try:
@@ -107,43 +129,53 @@ def stock_kernels():
             os.environ[fast.SWITCH] = old
 
 
-def paddle_infer_rates(name: str, images, batch: int, repeats: int, threads: int,
-                       served: bool = True) -> Dict[str, float]:
+def with_stock_kernels(one: Pass) -> Pass:
+    def stock() -> float:
+        with stock_kernels():
+            return one()
+    return stock
+
+
+def dygraph_eval_pass(name: str, images, batch: int) -> Pass:
+    """Whole-set evaluation as the trainer runs it (dygraph, eval mode, no autograd)."""
+    net = nets.create(name)
+    net.eval()
+    x_all = images.astype("float32")[:, None] / 255.0
+
+    def run() -> int:
+        predict_logits(net, x_all, batch)
+        return len(x_all)
+
+    return timed(run)
+
+
+def paddle_inference_pass(name: str, images, batch: int, threads: int, folder: str) -> Pass:
+    """The net exported with paddle.jit.save into ``folder``, served by Paddle Inference with oneDNN."""
     from paddle import inference
     from paddle.static import InputSpec
 
     net = nets.create(name)
     net.eval()
     x_all = images.astype("float32")[:, None] / 255.0
+    paddle.jit.save(net, f"{folder}/model", input_spec=[InputSpec([None, 1, 28, 28], "float32", "image")])
+    model_file = next(p for p in (Path(f"{folder}/model.json"), Path(f"{folder}/model.pdmodel")) if p.is_file())
+    config = inference.Config(str(model_file), f"{folder}/model.pdiparams")
+    config.disable_gpu()
+    config.enable_mkldnn()
+    config.set_cpu_math_library_num_threads(threads)
+    config.disable_glog_info()
+    predictor = inference.create_predictor(config)
+    handle = predictor.get_input_handle(predictor.get_input_names()[0])
 
-    def dygraph() -> int:  # whole-set evaluation as the trainer runs it
-        predict_logits(net, x_all, batch)
+    def run() -> int:
+        for i in range(0, len(x_all), batch):
+            chunk = np.ascontiguousarray(x_all[i:i + batch])
+            handle.reshape(list(chunk.shape))
+            handle.copy_from_cpu(chunk)
+            predictor.run()
         return len(x_all)
 
-    out = {"dygraph": median_rate(dygraph, repeats)}
-    if not served:
-        return out
-    with tempfile.TemporaryDirectory() as tmp:
-        paddle.jit.save(net, f"{tmp}/model", input_spec=[InputSpec([None, 1, 28, 28], "float32", "image")])
-        model_file = next(p for p in (Path(f"{tmp}/model.json"), Path(f"{tmp}/model.pdmodel")) if p.is_file())
-        config = inference.Config(str(model_file), f"{tmp}/model.pdiparams")
-        config.disable_gpu()
-        config.enable_mkldnn()
-        config.set_cpu_math_library_num_threads(threads)
-        config.disable_glog_info()
-        predictor = inference.create_predictor(config)
-        handle = predictor.get_input_handle(predictor.get_input_names()[0])
-
-        def served() -> int:
-            for i in range(0, len(x_all), batch):
-                chunk = np.ascontiguousarray(x_all[i:i + batch])
-                handle.reshape(list(chunk.shape))
-                handle.copy_from_cpu(chunk)
-                predictor.run()
-            return len(x_all)
-
-        out["paddle inference"] = median_rate(served, repeats)
-    return out
+    return timed(run)
 
 
 # -- PyTorch (optional peer)
@@ -209,15 +241,16 @@ def torch_net(name: str):
     return net
 
 
-def torch_rates(name: str, images, labels, batch: int, infer_batch: int, repeats: int) -> Optional[Dict[str, float]]:
+def torch_passes(name: str, images, labels, batch: int, infer_batch: int) -> Dict[str, Pass]:
+    """PyTorch eager training and inference passes on the twin net; none without torch or a twin."""
     try:
         import torch
     except ImportError:
-        return None
+        return {}
     torch.manual_seed(0)
     net = torch_net(name)
     if net is None:
-        return None
+        return {}
     opt = torch.optim.Adam(net.parameters(), 1e-3)
     x_all = torch.from_numpy(images.astype("float32")[:, None] / 255.0)
     y_all = torch.from_numpy(labels)
@@ -238,7 +271,7 @@ def torch_rates(name: str, images, labels, batch: int, infer_batch: int, repeats
                 net(x_all[i:i + infer_batch])
         return len(x_all)
 
-    return {"train": median_rate(train, repeats), "infer": median_rate(infer, repeats)}
+    return {"torch": timed(train), "eval_torch": timed(infer)}
 
 
 # The printed and saved table: (header, key, format), as paddle_cnn.report renders it.
@@ -267,7 +300,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--zoo-images", type=int, default=1280, help="the same for the zoo nets (10 batches of 128)")
     parser.add_argument("--batch-size", type=int, default=None, help="default: 64 (seed nets), 128 (zoo nets)")
     parser.add_argument("--infer-batch", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds (each path once per round)")
     parser.add_argument("--threads", type=int, default=1, help="threads for every path: ours, PyTorch, Paddle Inference")
     parser.add_argument("--save", type=Path, default=None, metavar="JSON",
                         help="also save the table (python -m paddle_cnn.report JSON prints it again)")
@@ -286,27 +319,29 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"Paddle {paddle.__version__}, PyTorch {torch_version or 'not installed'}, {args.threads} thread(s) for the "
           f"fast operators, PyTorch and Paddle Inference (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}); "
           f"{args.images} (seed nets) / {args.zoo_images} (zoo nets) synthetic images per pass, median of "
-          f"{args.repeats}", flush=True)
+          f"{args.repeats} interleaved rounds", flush=True)
 
     rows = []
     for name in args.nets:
         seed_net = name in ("standard_cnn", "dilated_cnn", "lenet")
         batch = args.batch_size or (64 if seed_net else 128)
         images, labels = synthetic(args.images if seed_net else args.zoo_images)
-        ours = trainer_rate(name, images, labels, batch, args.repeats)
-        loop = paddle_loop_rate(name, images, labels, batch, args.repeats)
-        infer = paddle_infer_rates(name, images, args.infer_batch, args.repeats, args.threads)
-        with stock_kernels():
-            stock = trainer_rate(name, images, labels, batch, args.repeats)
-            stock_infer = paddle_infer_rates(name, images, args.infer_batch, args.repeats, args.threads,
-                                             served=False)
-        peer = torch_rates(name, images, labels, batch, args.infer_batch, args.repeats) or {}
+        with tempfile.TemporaryDirectory() as folder:
+            passes = {"ours": trainer_pass(name, images, labels, batch),
+                      "stock": with_stock_kernels(trainer_pass(name, images, labels, batch)),
+                      "loop": paddle_loop_pass(name, images, labels, batch),
+                      "eval_ours": dygraph_eval_pass(name, images, args.infer_batch),
+                      "eval_stock": with_stock_kernels(dygraph_eval_pass(name, images, args.infer_batch)),
+                      "eval_inference": paddle_inference_pass(name, images, args.infer_batch, args.threads, folder),
+                      **torch_passes(name, images, labels, batch, args.infer_batch)}
+            r = interleaved_medians(passes, args.repeats)
         ratio = lambda a, b: None if not b else a / b  # noqa: E731
-        rows.append({"net": name, "batch": batch, "ours": ours, "stock": stock, "loop": loop,
-                     "torch": peer.get("train"), "ours_torch": ratio(ours, peer.get("train")),
-                     "ours_stock": ratio(ours, stock), "s_epoch": EPOCH_IMAGES / ours, "eval_ours": infer["dygraph"],
-                     "eval_stock": stock_infer["dygraph"], "eval_inference": infer["paddle inference"],
-                     "eval_torch": peer.get("infer"), "eval_ours_torch": ratio(infer["dygraph"], peer.get("infer"))})
+        rows.append({"net": name, "batch": batch, "ours": r["ours"], "stock": r["stock"], "loop": r["loop"],
+                     "torch": r.get("torch"), "ours_torch": ratio(r["ours"], r.get("torch")),
+                     "ours_stock": ratio(r["ours"], r["stock"]), "s_epoch": EPOCH_IMAGES / r["ours"],
+                     "eval_ours": r["eval_ours"], "eval_stock": r["eval_stock"],
+                     "eval_inference": r["eval_inference"], "eval_torch": r.get("eval_torch"),
+                     "eval_ours_torch": ratio(r["eval_ours"], r.get("eval_torch"))})
         print(f"  measured {name}", flush=True)
     saved = {"command": invocation(), "paddle": paddle.__version__, "torch": torch_version, "threads": args.threads,
              "columns": COLUMNS, "rows": rows}

@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from paddle_cnn import fast
-from paddle_cnn.nets._layers import AvgPool2D, Conv2D, MaxPool2D
+from paddle_cnn.nets import _layers
+from paddle_cnn.nets._layers import AvgPool2D, BatchNorm2D, Conv2D, MaxPool2D, ReLU, Sigmoid, relu, sigmoid
 
 
 @pytest.fixture(scope="module")
@@ -106,16 +107,86 @@ def test_pooling_equals_paddle_on_random_geometry(ops, stock, data):
         np.testing.assert_allclose(g.numpy(), w_.numpy(), atol=1e-5, rtol=1e-5)
 
 
+@_CASES
+@given(data=st.data())
+def test_activations_equal_paddle_on_random_shapes(ops, stock, monkeypatch, data):
+    monkeypatch.setattr(_layers, "ACT_MIN_ELEMENTS", 0)  # the operator on every size drawn here
+    mode = data.draw(st.sampled_from(["relu", "sigmoid"]))
+    layer = data.draw(st.sampled_from([ReLU(), relu] if mode == "relu" else [Sigmoid(), sigmoid]))
+    shape = data.draw(st.lists(st.integers(1, 9), min_size=1, max_size=4))
+    paddle.seed(data.draw(st.integers(0, 1000)))
+    x = paddle.randn(shape) * 6
+    x = paddle.where(paddle.rand(shape) < 0.2, paddle.zeros(shape), x)  # ReLU's kink, exactly at 0
+    x.stop_gradient = False
+    dy = paddle.randn(shape)
+    stock(True)
+    want = _grads(layer, x, dy) if isinstance(layer, paddle.nn.Layer) else [layer(x), *paddle.grad([layer(x)], [x], [dy])]
+    stock(False)
+    got = _grads(layer, x, dy) if isinstance(layer, paddle.nn.Layer) else [layer(x), *paddle.grad([layer(x)], [x], [dy])]
+    for g, w_ in zip(got, want):
+        np.testing.assert_allclose(g.numpy(), w_.numpy(), atol=1e-6, rtol=1e-5)
+
+
+@_CASES
+@given(data=st.data())
+def test_batch_norm_with_running_statistics_equals_paddle(ops, stock, data):
+    c = data.draw(st.integers(1, 6))
+    h, w = data.draw(st.sampled_from([(14, 14), (15, 17), (28, 28), (7, 7), (1, 3)]))
+    n = data.draw(st.sampled_from([1, 2, 5]))
+    rng = np.random.default_rng(data.draw(st.integers(0, 1000)))
+    layer = BatchNorm2D(c, epsilon=data.draw(st.sampled_from([1e-5, 1e-3])))
+    for t, values in ((layer._mean, rng.normal(size=c)), (layer._variance, rng.uniform(0.1, 3, c)),
+                      (layer.weight, rng.normal(size=c)), (layer.bias, rng.normal(size=c))):
+        t.set_value(values.astype("float32"))
+    layer.eval()
+    x = paddle.to_tensor(rng.normal(size=(n, c, h, w)).astype("float32") * 3)
+    with paddle.no_grad():
+        stock(True)
+        want = layer(x).numpy()
+        stock(False)
+        got = layer(x).numpy()
+    np.testing.assert_allclose(got, want, atol=2e-5 * (np.abs(want).max() + 1), rtol=1e-5)
+
+
+def test_batch_norm_keeps_paddles_kernel_where_gradients_or_batch_statistics_are_wanted(ops, monkeypatch):
+    calls = []
+    monkeypatch.setattr(ops, "pcnn_batch_norm_infer", lambda *a: calls.append(a))
+    layer = BatchNorm2D(3)
+    x = paddle.randn([2, 3, 16, 16])
+    x.stop_gradient = False
+    layer(x).sum().backward()  # training: batch statistics, Paddle's kernel
+    layer.eval()
+    layer(x).sum().backward()  # evaluation under autograd (a frozen-BN fine-tune): gradients flow
+    assert x.grad is not None and layer.weight.grad is not None and calls == []
+
+
 def test_the_layers_really_call_the_operators(ops, monkeypatch):
     """A guard against a fast path that silently never runs (the tests above would pass either way)."""
     calls = []
-    for name in ("pcnn_conv2d_bias_wgrad", "pcnn_conv2d", "pcnn_pool2d"):
+    for name in ("pcnn_conv2d_bias_wgrad", "pcnn_conv2d", "pcnn_pool2d", "pcnn_act", "pcnn_batch_norm_infer"):
         original = getattr(ops, name)
         monkeypatch.setattr(ops, name, lambda *a, _f=original, _n=name: calls.append(_n) or _f(*a))
     x = paddle.randn([2, 1, 8, 8])  # the images: no gradient wanted, so the weight-only variant
     hidden = MaxPool2D(2)(Conv2D(1, 4, 3)(x))
     Conv2D(4, 2, 3, bias_attr=False)(hidden)
     assert calls == ["pcnn_conv2d_bias_wgrad", "pcnn_pool2d", "pcnn_conv2d"]
+    big = paddle.randn([4, 8, 32, 32])  # above the activations' size floor and the norm's 14x14
+    ReLU()(big), Sigmoid()(big), relu(big), sigmoid(big)
+    ReLU()(paddle.randn([4, 10]))  # a small tensor: Paddle's own kernel is faster
+    norm = BatchNorm2D(8)
+    norm.eval()
+    with paddle.no_grad():
+        norm(big)
+        norm(paddle.randn([4, 8, 7, 7]))  # small maps: Paddle's kernel
+    assert calls[3:] == ["pcnn_act"] * 4 + ["pcnn_batch_norm_infer"]
+
+
+def test_freed_memory_is_kept_unless_the_user_tunes_malloc():
+    code = "from paddle_cnn import fast; print('kept', fast.keep_freed_memory())"
+    for env, want in (({}, "kept True"), ({"MALLOC_MMAP_THRESHOLD_": "65536"}, "kept False")):
+        res = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True,
+                             timeout=120)
+        assert want in res.stdout, res.stderr[-2000:]
 
 
 def test_options_the_operators_do_not_cover_take_paddles_path(ops, stock):

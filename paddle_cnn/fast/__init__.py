@@ -49,7 +49,39 @@ def ops() -> Optional[ModuleType]:
     if _state["module"] is not None and "threads_set" not in _state:
         _state["threads_set"] = True
         set_threads(default_threads())
+        keep_freed_memory()
     return _state["module"]
+
+
+# glibc's mallopt parameters (malloc.h) and the environment variables that set them at start-up.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc keep large freed blocks for reuse instead of unmapping them; True when set.
+
+    Paddle's CPU allocator hands every activation back to malloc after use, and glibc returns blocks
+    above its mmap threshold to the OS, so each step page-faults its feature maps in again: a ReLU
+    on a 128x64x28x28 batch took 9.9 ms against 1.9 ms with the memory kept (PyTorch: 1.0 ms). The
+    process keeps its peak heap instead. Left alone when the user tunes malloc through the
+    environment, and off with the operators (``PADDLE_CNN_FAST_OPS=0``).
+    """
+    if "keep_freed" in _state:
+        return _state["keep_freed"]
+    _state["keep_freed"] = False
+    if not sys.platform.startswith("linux") or any(v in os.environ for v in _MALLOC_ENV):
+        return False
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+    _state["keep_freed"] = bool(mallopt(_M_MMAP_THRESHOLD, 1 << 30) and mallopt(_M_TRIM_THRESHOLD, (1 << 31) - 1))
+    return _state["keep_freed"]
 
 
 def unavailable_reason() -> Optional[str]:

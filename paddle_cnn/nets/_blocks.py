@@ -5,7 +5,7 @@ from typing import Optional
 
 from paddle import nn
 
-from ._layers import Conv2D
+from ._layers import BatchNorm2D, Conv2D, ReLU
 
 
 def conv_bn_relu(in_ch: int, out_ch: int, kernel_size=3, stride=1, padding: Optional[object] = None,
@@ -19,8 +19,8 @@ def conv_bn_relu(in_ch: int, out_ch: int, kernel_size=3, stride=1, padding: Opti
     layers = [Conv2D(in_ch, out_ch, kernel_size, stride=stride, padding=padding, groups=groups,
                         bias_attr=False if batch_norm else None)]
     if batch_norm:
-        layers.append(nn.BatchNorm2D(out_ch))
-    layers.append(nn.ReLU())
+        layers.append(BatchNorm2D(out_ch))
+    layers.append(ReLU())
     return nn.Sequential(*layers)
 
 
@@ -32,7 +32,7 @@ def scaled(channels: int, width: float) -> int:
 def dropout_mlp_head(n_in: int, hidden: int, num_classes: int, dropout: float = 0.5) -> nn.Sequential:
     """AlexNet's and VGG's classifier: two ``hidden``-wide ReLU layers with dropout, then the logits."""
     return nn.Sequential(
-        nn.Linear(n_in, hidden), nn.ReLU(), nn.Dropout(dropout),
-        nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
+        nn.Linear(n_in, hidden), ReLU(), nn.Dropout(dropout),
+        nn.Linear(hidden, hidden), ReLU(), nn.Dropout(dropout),
         nn.Linear(hidden, num_classes),
     )

@@ -17,7 +17,7 @@ import paddle
 from paddle import nn
 
 from ._blocks import conv_bn_relu, scaled
-from ._layers import AvgPool2D, Conv2D, MaxPool2D
+from ._layers import AvgPool2D, Conv2D, MaxPool2D, ReLU
 from ._registry import flat_features, probe, register
 
 
@@ -78,10 +78,10 @@ class AuxClassifier(nn.Layer):
         super().__init__()
         pool = min(5, *in_size)  # small inputs: the map may be smaller than the paper's 14x14
         self.features = nn.Sequential(AvgPool2D(pool, stride=3), Conv2D(in_ch, scaled(128, width), 1),
-                                      nn.ReLU(), nn.Flatten())
+                                      ReLU(), nn.Flatten())
         n_flat = flat_features(self.features, (in_ch, *in_size))
         hidden = scaled(1024, width)
-        self.classifier = nn.Sequential(nn.Linear(n_flat, hidden), nn.ReLU(), nn.Dropout(0.7),
+        self.classifier = nn.Sequential(nn.Linear(n_flat, hidden), ReLU(), nn.Dropout(0.7),
                                         nn.Linear(hidden, num_classes))
 
     def forward(self, x):
@@ -103,7 +103,7 @@ class GoogLeNet(nn.Layer):
         if small:
             stem = [conv_bn_relu(in_channels, w(64), 3, batch_norm=bn)]
         else:
-            stem = [Conv2D(in_channels, w(64), 7, stride=2, padding=3), nn.ReLU(), MaxPool2D(3, 2, padding=1)]
+            stem = [Conv2D(in_channels, w(64), 7, stride=2, padding=3), ReLU(), MaxPool2D(3, 2, padding=1)]
         self.stem = nn.Sequential(*stem, conv_bn_relu(w(64), w(64), 1, batch_norm=bn),
                                   conv_bn_relu(w(64), w(192), 3, batch_norm=bn),
                                   MaxPool2D(3, 2, padding=1))

@@ -11,7 +11,7 @@ from typing import Tuple
 
 from paddle import nn
 
-from ._layers import Conv2D
+from ._layers import Conv2D, ReLU
 from ._registry import InputTooSmallError, flat_features, misfit, probe, register
 
 
@@ -21,19 +21,19 @@ class HybridSN(nn.Layer):
         # Unpadded kernels consume 7+5+3 bands and 3+3+3 (+3 in 2-D) pixels; an input too small for
         # them is refused by the probe below, which names the layer.
         self.conv3d = nn.Sequential(
-            nn.Conv3D(in_channels, 8, (7, 3, 3)), nn.ReLU(),
-            nn.Conv3D(8, 16, (5, 3, 3)), nn.ReLU(),
-            nn.Conv3D(16, 32, (3, 3, 3)), nn.ReLU(),
+            nn.Conv3D(in_channels, 8, (7, 3, 3)), ReLU(),
+            nn.Conv3D(8, 16, (5, 3, 3)), ReLU(),
+            nn.Conv3D(16, 32, (3, 3, 3)), ReLU(),
         )
         problem = misfit(self.conv3d, (in_channels, *input_size))
         if problem:
             raise InputTooSmallError(problem)
         c, d, h, w = [int(v) for v in probe(self.conv3d, (in_channels, *input_size)).shape[1:]]
-        self.conv2d = nn.Sequential(Conv2D(c * d, 64, 3), nn.ReLU(), nn.Flatten())
+        self.conv2d = nn.Sequential(Conv2D(c * d, 64, 3), ReLU(), nn.Flatten())
         n_flat = flat_features(self.conv2d, (c * d, h, w))
         self.classifier = nn.Sequential(
-            nn.Linear(n_flat, 256), nn.ReLU(), nn.Dropout(dropout),
-            nn.Linear(256, 128), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(n_flat, 256), ReLU(), nn.Dropout(dropout),
+            nn.Linear(256, 128), ReLU(), nn.Dropout(dropout),
             nn.Linear(128, num_classes),
         )
 

@@ -6,13 +6,13 @@ from typing import Tuple
 import paddle
 from paddle import nn
 
-from ._layers import AvgPool2D, Conv2D, MaxPool2D
+from ._layers import AvgPool2D, BatchNorm2D, Conv2D, MaxPool2D, Sigmoid, sigmoid
 from ._registry import flat_features, register
 
 
 def _lenet_head(n_flat: int, num_classes: int) -> list:
     """The classic 120-84-num_classes MLP with Sigmoid, on ``n_flat`` features."""
-    return [nn.Linear(n_flat, 120), nn.Sigmoid(), nn.Linear(120, 84), nn.Sigmoid(), nn.Linear(84, num_classes)]
+    return [nn.Linear(n_flat, 120), Sigmoid(), nn.Linear(120, 84), Sigmoid(), nn.Linear(84, num_classes)]
 
 
 @register("lenet", input_size=(1, 28, 28))
@@ -20,10 +20,10 @@ def lenet(num_classes: int = 10, in_channels: int = 1, input_size=(28, 28)) -> n
     """LeNet-5 as a Sequential: 5x5 convs (pad 2 first), Sigmoid, AvgPool (61,706 parameters)."""
     features = [
         Conv2D(in_channels, 6, kernel_size=5, padding=2),
-        nn.Sigmoid(),
+        Sigmoid(),
         AvgPool2D(kernel_size=2, stride=2),
         Conv2D(6, 16, kernel_size=5),
-        nn.Sigmoid(),
+        Sigmoid(),
         AvgPool2D(kernel_size=2, stride=2),
         nn.Flatten(),
     ]
@@ -50,14 +50,14 @@ class LeNet(nn.Layer):
         self.fc3 = nn.Linear(84, num_classes)
 
     def features(self, x: paddle.Tensor) -> paddle.Tensor:
-        x = self.pool1(nn.functional.sigmoid(self.conv1(x)))
-        x = self.pool2(nn.functional.sigmoid(self.conv2(x)))
+        x = self.pool1(sigmoid(self.conv1(x)))
+        x = self.pool2(sigmoid(self.conv2(x)))
         return self.flatten(x)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         x = self.features(x)
-        x = nn.functional.sigmoid(self.fc1(x))
-        x = nn.functional.sigmoid(self.fc2(x))
+        x = sigmoid(self.fc1(x))
+        x = sigmoid(self.fc2(x))
         return self.fc3(x)
 
 
@@ -71,14 +71,14 @@ def lenet_subclassed(num_classes: int = 10, in_channels: int = 1, input_size=(28
 def lenet_bn(num_classes: int = 10, in_channels: int = 1, input_size=(28, 28)) -> nn.Sequential:
     """LeNet with batch normalisation after every conv and hidden linear layer (the BN tutorial's net)."""
     features = [
-        Conv2D(in_channels, 6, kernel_size=5), nn.BatchNorm2D(6), nn.Sigmoid(), AvgPool2D(2, stride=2),
-        Conv2D(6, 16, kernel_size=5), nn.BatchNorm2D(16), nn.Sigmoid(), AvgPool2D(2, stride=2),
+        Conv2D(in_channels, 6, kernel_size=5), BatchNorm2D(6), Sigmoid(), AvgPool2D(2, stride=2),
+        Conv2D(6, 16, kernel_size=5), BatchNorm2D(16), Sigmoid(), AvgPool2D(2, stride=2),
         nn.Flatten(),
     ]
     n_flat = flat_features(nn.Sequential(*features), (in_channels, *input_size))
     return nn.Sequential(
         *features,
-        nn.Linear(n_flat, 120), nn.BatchNorm1D(120), nn.Sigmoid(),
-        nn.Linear(120, 84), nn.BatchNorm1D(84), nn.Sigmoid(),
+        nn.Linear(n_flat, 120), nn.BatchNorm1D(120), Sigmoid(),
+        nn.Linear(120, 84), nn.BatchNorm1D(84), Sigmoid(),
         nn.Linear(84, num_classes),
     )

@@ -10,16 +10,16 @@ from typing import Sequence, Tuple
 from paddle import nn
 
 from ._blocks import scaled
-from ._layers import Conv2D, MaxPool2D
+from ._layers import Conv2D, MaxPool2D, ReLU
 from ._registry import register
 
 
 def nin_block(in_ch: int, out_ch: int, kernel_size: int, stride: int, padding: int) -> nn.Sequential:
     """One mlpconv block: a kxk convolution followed by two 1x1 convolutions (a per-pixel MLP)."""
     return nn.Sequential(
-        Conv2D(in_ch, out_ch, kernel_size, stride=stride, padding=padding), nn.ReLU(),
-        Conv2D(out_ch, out_ch, 1), nn.ReLU(),
-        Conv2D(out_ch, out_ch, 1), nn.ReLU(),
+        Conv2D(in_ch, out_ch, kernel_size, stride=stride, padding=padding), ReLU(),
+        Conv2D(out_ch, out_ch, 1), ReLU(),
+        Conv2D(out_ch, out_ch, 1), ReLU(),
     )
 
 

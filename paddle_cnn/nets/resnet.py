@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from typing import Sequence, Type
 
-import paddle.nn.functional as F
 from paddle import nn
 
 from ._blocks import scaled
-from ._layers import Conv2D, MaxPool2D
+from ._layers import BatchNorm2D, Conv2D, MaxPool2D, ReLU, relu
 from ._registry import register
 
 
@@ -33,15 +32,15 @@ class BasicBlock(nn.Layer):
         if groups != 1:
             raise ValueError("BasicBlock supports groups=1 only; ResNeXt uses Bottleneck")
         self.conv1 = Conv2D(in_ch, planes, 3, stride=stride, padding=1)
-        self.bn1 = nn.BatchNorm2D(planes)
+        self.bn1 = BatchNorm2D(planes)
         self.conv2 = Conv2D(planes, planes, 3, padding=1)
-        self.bn2 = nn.BatchNorm2D(planes)
+        self.bn2 = BatchNorm2D(planes)
         self.shortcut = _projection(in_ch, planes, stride)
 
     def forward(self, x):
-        y = F.relu(self.bn1(self.conv1(x)))
+        y = relu(self.bn1(self.conv1(x)))
         y = self.bn2(self.conv2(y))
-        return F.relu(y + (x if self.shortcut is None else self.shortcut(x)))
+        return relu(y + (x if self.shortcut is None else self.shortcut(x)))
 
 
 class Bottleneck(nn.Layer):
@@ -55,18 +54,18 @@ class Bottleneck(nn.Layer):
         width = int(planes * base_width / 64) * groups
         out_ch = planes * self.expansion
         self.conv1 = Conv2D(in_ch, width, 1)
-        self.bn1 = nn.BatchNorm2D(width)
+        self.bn1 = BatchNorm2D(width)
         self.conv2 = Conv2D(width, width, 3, stride=stride, padding=1, groups=groups)
-        self.bn2 = nn.BatchNorm2D(width)
+        self.bn2 = BatchNorm2D(width)
         self.conv3 = Conv2D(width, out_ch, 1)
-        self.bn3 = nn.BatchNorm2D(out_ch)
+        self.bn3 = BatchNorm2D(out_ch)
         self.shortcut = _projection(in_ch, out_ch, stride)
 
     def forward(self, x):
-        y = F.relu(self.bn1(self.conv1(x)))
-        y = F.relu(self.bn2(self.conv2(y)))
+        y = relu(self.bn1(self.conv1(x)))
+        y = relu(self.bn2(self.conv2(y)))
         y = self.bn3(self.conv3(y))
-        return F.relu(y + (x if self.shortcut is None else self.shortcut(x)))
+        return relu(y + (x if self.shortcut is None else self.shortcut(x)))
 
 
 class ResNet(nn.Layer):
@@ -82,11 +81,11 @@ class ResNet(nn.Layer):
                  base_width: int = 64):
         super().__init__()
         if small:
-            self.stem = nn.Sequential(Conv2D(in_channels, widths[0], 3, padding=1), nn.BatchNorm2D(widths[0]),
-                                      nn.ReLU())
+            self.stem = nn.Sequential(Conv2D(in_channels, widths[0], 3, padding=1), BatchNorm2D(widths[0]),
+                                      ReLU())
         else:
             self.stem = nn.Sequential(Conv2D(in_channels, widths[0], 7, stride=2, padding=3),
-                                      nn.BatchNorm2D(widths[0]), nn.ReLU(), MaxPool2D(3, stride=2, padding=1))
+                                      BatchNorm2D(widths[0]), ReLU(), MaxPool2D(3, stride=2, padding=1))
         stages, ch = [], widths[0]
         for i, (n, planes) in enumerate(zip(layers, widths)):
             blocks = []

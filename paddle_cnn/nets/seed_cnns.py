@@ -9,7 +9,7 @@ from typing import Tuple
 
 from paddle import nn
 
-from ._layers import AvgPool2D, Conv2D
+from ._layers import AvgPool2D, Conv2D, ReLU
 from ._registry import flat_features, register
 
 
@@ -17,10 +17,10 @@ def _notebook_cnn(num_classes: int, in_channels: int, input_size: Tuple[int, int
     """conv-ReLU-avgpool twice, then an MLP 256-128-num_classes, with the given conv dilation."""
     features = [
         Conv2D(in_channels, 16, kernel_size=3, padding=1, dilation=dilation),
-        nn.ReLU(),
+        ReLU(),
         AvgPool2D(kernel_size=2),
         Conv2D(16, 32, kernel_size=3, padding=0, dilation=dilation),
-        nn.ReLU(),
+        ReLU(),
         AvgPool2D(kernel_size=2),
         nn.Flatten(),
     ]
@@ -28,9 +28,9 @@ def _notebook_cnn(num_classes: int, in_channels: int, input_size: Tuple[int, int
     return nn.Sequential(
         *features,
         nn.Linear(n_flat, 256),
-        nn.ReLU(),
+        ReLU(),
         nn.Linear(256, 128),
-        nn.ReLU(),
+        ReLU(),
         nn.Linear(128, num_classes),
     )
 

@@ -9,7 +9,7 @@ from typing import Sequence, Tuple
 from paddle import nn
 
 from ._blocks import dropout_mlp_head
-from ._layers import Conv2D, MaxPool2D
+from ._layers import Conv2D, MaxPool2D, ReLU
 from ._registry import flat_features, register
 
 VGG11 = ((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))
@@ -20,7 +20,7 @@ def vgg_block(num_convs: int, in_channels: int, out_channels: int) -> nn.Sequent
     """``num_convs`` 3x3 convolutions (padding 1) with ReLU, then a 2x2 max pool halving the size."""
     layers = []
     for _ in range(num_convs):
-        layers += [Conv2D(in_channels, out_channels, 3, padding=1), nn.ReLU()]
+        layers += [Conv2D(in_channels, out_channels, 3, padding=1), ReLU()]
         in_channels = out_channels
     layers.append(MaxPool2D(2, stride=2))
     return nn.Sequential(*layers)
