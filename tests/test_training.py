@@ -183,6 +183,25 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_pat
     assert all(np.isfinite(p.numpy()).all() for p in net.parameters())
 
 
+def test_steps_that_finished_before_a_failure_reach_visualdl(tmp_path, synthetic_csvs, monkeypatch):
+    """Per-step scalars are written in groups; Ctrl-C mid-epoch still leaves the finished steps in the log."""
+    from paddle_cnn.training import callbacks
+
+    original = callbacks.TrainMeter.on_train_batch_end
+
+    def interrupted_at_step_5(self, step, logs=None):
+        if self.state.global_step == 4:
+            raise KeyboardInterrupt
+        original(self, step, logs)
+
+    monkeypatch.setattr(callbacks.TrainMeter, "on_train_batch_end", interrupted_at_step_5)
+    trainer = Trainer(_config(synthetic_csvs), tmp_path / "run", verbose=False)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    assert [s for s, _ in _vdl_steps(tmp_path / "run", "train/loss")] == [1, 2, 3, 4]
+    assert [s for s, _ in _vdl_steps(tmp_path / "run", "train/acc_running")] == [1, 2, 3, 4]
+
+
 def test_checkpoint_from_another_network_is_refused_clearly(tmp_path, synthetic_csvs):
     train_and_evaluate(_config(synthetic_csvs), tmp_path / "run", verbose=False)
     other = nets.create("dilated_cnn")

@@ -88,6 +88,25 @@ def test_googlenet_returns_auxiliary_logits_only_in_training():
     assert metric.accumulate() == main_acc.accumulate()
 
 
+@pytest.mark.parametrize("topk", [(1,), (1, 3)])
+@pytest.mark.parametrize("labels", ["column", "flat", "one-hot"])
+def test_main_accuracy_gives_paddles_correct_mask(topk, labels):
+    rng = np.random.default_rng(len(labels) + len(topk))
+    scores = rng.normal(size=(40, 10)).astype("float32")
+    scores[:5] = np.round(scores[:5])  # rows with tied scores: compared on the tie rule below instead
+    y = rng.integers(0, 10, 40)
+    label = {"column": y[:, None], "flat": y, "one-hot": np.eye(10, dtype="float32")[y]}[labels]
+    pred, label = paddle.to_tensor(scores), paddle.to_tensor(label)
+    ours, paddles = MainAccuracy(topk=topk), paddle.metric.Accuracy(topk=topk)
+    got, want = ours.compute(pred, label).numpy(), paddles.compute(pred, label).numpy()
+    rows_without_ties = np.array([len(set(r)) == len(r) for r in scores])
+    np.testing.assert_array_equal(got[rows_without_ties], want[rows_without_ties])
+    assert got.shape == want.shape and got.dtype == want.dtype
+    # A tie is decided for the lower class index, as argmax decides it.
+    tie = paddle.to_tensor(np.array([[1.0, 3.0, 3.0, 0.0]], dtype="float32"))
+    assert MainAccuracy().compute(tie, paddle.to_tensor(np.array([[1]]))).numpy().tolist() == [[1.0]]
+
+
 def test_resnet_projection_only_where_the_shape_changes():
     assert BasicBlock(64, 64).shortcut is None
     assert BasicBlock(64, 128, stride=2).shortcut.weight.shape == [128, 64, 1, 1]

@@ -155,13 +155,15 @@ class Trainer:
         validator = cb.ValidateEachEpoch(st, meter, lambda: self.evaluate("val"))
         callbacks = [cb.ReseedEachEpoch(c.seed, st, self.train_loader), meter,
                      cb.StepSchedule(self.scheduler, per_step=c.schedule == "onecycle"), validator]
+        vdl = None
         if self.is_main:
             names = self.data.class_names
+            vdl = cb.VisualDLLog(self.run_dir / "vdl", st, meter, validator, names,
+                                 lambda: plots.tile_grid(plots.samples_by_class(
+                                     self.data.train.images, self.data.train.labels, len(names)), len(names), 10),
+                                 c.to_dict())
             callbacks += [
-                cb.VisualDLLog(self.run_dir / "vdl", st, meter, validator, names,
-                               lambda: plots.tile_grid(plots.samples_by_class(
-                                   self.data.train.images, self.data.train.labels, len(names)), len(names), 10),
-                               c.to_dict()),
+                vdl,
                 cb.CheckpointEachEpoch(lambda: self.run.write_metrics(st.history),
                                        lambda best: self.run.save_checkpoint(self.net, self.optimizer,
                                                                              self.checkpoint_state(), best=best,
@@ -175,6 +177,10 @@ class Trainer:
                 # it tracks global statistics (it always has); nothing a user can act on.
                 warnings.filterwarnings("ignore", message="When training, we now always track global mean")
                 self.model.fit(self.train_loader, epochs=remaining, verbose=0, callbacks=callbacks + [inert])
+        except BaseException:
+            if vdl is not None:
+                vdl.salvage()
+            raise
         finally:
             self.run.release()
         return st.history
