@@ -26,6 +26,7 @@ import sys
 import statistics
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
@@ -305,6 +306,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--save", type=Path, default=None, metavar="JSON",
                         help="also save the table (python -m paddle_cnn.report JSON prints it again)")
     args = parser.parse_args(argv)
+    # Paddle's BatchNorm warns on every training forward that it tracks global statistics (the raw
+    # loop is outside the Trainer, which filters it): nothing to act on, and it buries the table.
+    warnings.filterwarnings("ignore", message="When training, we now always track global mean")
     paddle.set_device("cpu")
     if fast.ops() is None:
         print(f"the fast operators are unavailable ({fast.unavailable_reason()}): both Paddle columns are stock")
