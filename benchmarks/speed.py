@@ -45,6 +45,11 @@ def synthetic(n: int, seed: int = 0):
     return rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n).astype(np.int64)
 
 
+def unit_scaled(images: np.ndarray) -> np.ndarray:
+    """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28) in [0, 1], what every raw path feeds its net."""
+    return images.astype("float32")[:, None] / 255.0
+
+
 Pass = Callable[[], float]  # one timed pass, returning images/s
 
 
@@ -100,7 +105,7 @@ def paddle_loop_pass(name: str, images, labels, batch: int) -> Pass:
     net = nets.create(name)
     net.train()
     opt = paddle.optimizer.Adam(1e-3, parameters=net.parameters())
-    x_all = images.astype("float32")[:, None] / 255.0
+    x_all = unit_scaled(images)
     y_all = labels[:, None]
     loss_fn = paddle.nn.CrossEntropyLoss()
 
@@ -141,7 +146,7 @@ def dygraph_eval_pass(name: str, images, batch: int) -> Pass:
     """Whole-set evaluation as the trainer runs it (dygraph, eval mode, no autograd)."""
     net = nets.create(name)
     net.eval()
-    x_all = images.astype("float32")[:, None] / 255.0
+    x_all = unit_scaled(images)
 
     def run() -> int:
         predict_logits(net, x_all, batch)
@@ -157,7 +162,7 @@ def paddle_inference_pass(name: str, images, batch: int, threads: int, folder: s
 
     net = nets.create(name)
     net.eval()
-    x_all = images.astype("float32")[:, None] / 255.0
+    x_all = unit_scaled(images)
     paddle.jit.save(net, f"{folder}/model", input_spec=[InputSpec([None, 1, 28, 28], "float32", "image")])
     model_file = next(p for p in (Path(f"{folder}/model.json"), Path(f"{folder}/model.pdmodel")) if p.is_file())
     config = inference.Config(str(model_file), f"{folder}/model.pdiparams")
@@ -253,7 +258,7 @@ def torch_passes(name: str, images, labels, batch: int, infer_batch: int) -> Dic
     if net is None:
         return {}
     opt = torch.optim.Adam(net.parameters(), 1e-3)
-    x_all = torch.from_numpy(images.astype("float32")[:, None] / 255.0)
+    x_all = torch.from_numpy(unit_scaled(images))
     y_all = torch.from_numpy(labels)
     loss_fn = torch.nn.CrossEntropyLoss()
 

@@ -18,6 +18,7 @@
 #include <dlfcn.h>
 
 #include <cmath>
+#include <initializer_list>
 
 #include <mutex>
 #include <string>
@@ -89,7 +90,26 @@ memory::dims weight_dims(const Conv& c) {
 }
 tag weight_tag(const Conv& c) { return c.groups == 1 ? tag::oihw : tag::goihw; }
 
-// Primitive descriptors are cached by geometry: creating them is the costly part of a small conv.
+// Primitives are cached by geometry: creating them is the costly part of a small operator. One
+// cache per primitive type, shared by the threads that run operators.
+template <class Prims, class Make>
+Prims& cached(const std::string& key, Make make) {
+  static std::mutex mu;
+  static std::unordered_map<std::string, Prims*> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find(key);
+  if (it != cache.end()) return *it->second;
+  auto* prims = new Prims(make());  // make() may throw (a oneDNN error): then nothing is cached
+  cache[key] = prims;
+  return *prims;
+}
+
+std::string key_of(std::initializer_list<int64_t> values) {
+  std::string k;
+  for (int64_t v : values) k += std::to_string(v) + ",";
+  return k;
+}
+
 struct ConvPrims {
   dnnl::convolution_forward::primitive_desc fwd;
   dnnl::convolution_backward_data::primitive_desc bwd_data;
@@ -99,45 +119,32 @@ struct ConvPrims {
   dnnl::convolution_backward_weights bwd_weights_prim;
 };
 
-std::string conv_key(const Conv& c, bool bias) {
-  std::string k;
-  for (int64_t v : {c.n, c.ic, c.ih, c.iw, c.oc, c.kh, c.kw, c.groups, c.strides[0], c.strides[1], c.dilates[0],
-                    c.dilates[1], c.pad_l[0], c.pad_l[1], c.pad_r[0], c.pad_r[1], (int64_t)bias})
-    k += std::to_string(v) + ",";
-  return k;
-}
-
 ConvPrims& conv_prims(const Conv& c, bool bias) {
-  static std::mutex mu;
-  static std::unordered_map<std::string, ConvPrims*> cache;
-  std::lock_guard<std::mutex> lock(mu);
-  auto key = conv_key(c, bias);
-  auto it = cache.find(key);
-  if (it != cache.end()) return *it->second;
-  auto& eng = cpu_engine();
-  memory::desc src({c.n, c.ic, c.ih, c.iw}, dt::f32, tag::any);
-  memory::desc wei(weight_dims(c), dt::f32, tag::any);
-  memory::desc dst({c.n, c.oc, c.oh, c.ow}, dt::f32, tag::any);
-  memory::desc b({c.oc}, dt::f32, tag::x);
-  auto fwd = bias ? dnnl::convolution_forward::primitive_desc(
-                        eng, dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src, wei, b, dst,
-                        c.strides, c.dilates, c.pad_l, c.pad_r)
-                  : dnnl::convolution_forward::primitive_desc(
-                        eng, dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src, wei, dst,
-                        c.strides, c.dilates, c.pad_l, c.pad_r);
-  auto bwd_data = dnnl::convolution_backward_data::primitive_desc(
-      eng, dnnl::algorithm::convolution_direct, src, wei, dst, c.strides, c.dilates, c.pad_l, c.pad_r, fwd);
-  auto bwd_weights = bias ? dnnl::convolution_backward_weights::primitive_desc(
-                                eng, dnnl::algorithm::convolution_direct, src, wei, b, dst, c.strides, c.dilates,
-                                c.pad_l, c.pad_r, fwd)
-                          : dnnl::convolution_backward_weights::primitive_desc(
-                                eng, dnnl::algorithm::convolution_direct, src, wei, dst, c.strides, c.dilates,
-                                c.pad_l, c.pad_r, fwd);
-  auto* p = new ConvPrims{fwd, bwd_data, bwd_weights, dnnl::convolution_forward(fwd),
-                          dnnl::convolution_backward_data(bwd_data),
-                          dnnl::convolution_backward_weights(bwd_weights)};
-  cache[key] = p;
-  return *p;
+  auto key = key_of({c.n, c.ic, c.ih, c.iw, c.oc, c.kh, c.kw, c.groups, c.strides[0], c.strides[1], c.dilates[0],
+                     c.dilates[1], c.pad_l[0], c.pad_l[1], c.pad_r[0], c.pad_r[1], (int64_t)bias});
+  return cached<ConvPrims>(key, [&] {
+    auto& eng = cpu_engine();
+    memory::desc src({c.n, c.ic, c.ih, c.iw}, dt::f32, tag::any);
+    memory::desc wei(weight_dims(c), dt::f32, tag::any);
+    memory::desc dst({c.n, c.oc, c.oh, c.ow}, dt::f32, tag::any);
+    memory::desc b({c.oc}, dt::f32, tag::x);
+    auto fwd = bias ? dnnl::convolution_forward::primitive_desc(
+                          eng, dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src, wei, b, dst,
+                          c.strides, c.dilates, c.pad_l, c.pad_r)
+                    : dnnl::convolution_forward::primitive_desc(
+                          eng, dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src, wei, dst,
+                          c.strides, c.dilates, c.pad_l, c.pad_r);
+    auto bwd_data = dnnl::convolution_backward_data::primitive_desc(
+        eng, dnnl::algorithm::convolution_direct, src, wei, dst, c.strides, c.dilates, c.pad_l, c.pad_r, fwd);
+    auto bwd_weights = bias ? dnnl::convolution_backward_weights::primitive_desc(
+                                  eng, dnnl::algorithm::convolution_direct, src, wei, b, dst, c.strides, c.dilates,
+                                  c.pad_l, c.pad_r, fwd)
+                            : dnnl::convolution_backward_weights::primitive_desc(
+                                  eng, dnnl::algorithm::convolution_direct, src, wei, dst, c.strides, c.dilates,
+                                  c.pad_l, c.pad_r, fwd);
+    return ConvPrims{fwd, bwd_data, bwd_weights, dnnl::convolution_forward(fwd),
+                     dnnl::convolution_backward_data(bwd_data), dnnl::convolution_backward_weights(bwd_weights)};
+  });
 }
 
 // A plain Paddle buffer seen as `want`: the buffer itself when the layouts agree, else a reorder of it.
@@ -291,27 +298,20 @@ struct PoolPrims {
 };
 
 PoolPrims& pool_prims(const Pool& q) {
-  static std::mutex mu;
-  static std::unordered_map<std::string, PoolPrims*> cache;
-  std::lock_guard<std::mutex> lock(mu);
-  std::string key;
-  for (int64_t v : {q.n, q.c, q.ih, q.iw, q.kernel[0], q.kernel[1], q.strides[0], q.strides[1], q.pad_l[0],
-                    q.pad_l[1], q.pad_r[0], q.pad_r[1], (int64_t)q.alg})
-    key += std::to_string(v) + ",";
-  auto it = cache.find(key);
-  if (it != cache.end()) return *it->second;
-  auto& eng = cpu_engine();
-  // Plain layouts: pooling is memory-bound, and a reorder would cost as much as the pooling.
-  memory::desc src({q.n, q.c, q.ih, q.iw}, dt::f32, tag::nchw);
-  memory::desc dst({q.n, q.c, q.oh, q.ow}, dt::f32, tag::nchw);
-  memory::dims no_dilation = {0, 0};
-  auto fwd = dnnl::pooling_forward::primitive_desc(eng, dnnl::prop_kind::forward_training, q.alg, src, dst, q.strides,
-                                                   q.kernel, no_dilation, q.pad_l, q.pad_r);
-  auto bwd = dnnl::pooling_backward::primitive_desc(eng, q.alg, src, dst, q.strides, q.kernel, no_dilation, q.pad_l,
-                                                    q.pad_r, fwd);
-  auto* p = new PoolPrims{fwd, bwd, dnnl::pooling_forward(fwd), dnnl::pooling_backward(bwd)};
-  cache[key] = p;
-  return *p;
+  auto key = key_of({q.n, q.c, q.ih, q.iw, q.kernel[0], q.kernel[1], q.strides[0], q.strides[1], q.pad_l[0],
+                     q.pad_l[1], q.pad_r[0], q.pad_r[1], (int64_t)q.alg});
+  return cached<PoolPrims>(key, [&] {
+    auto& eng = cpu_engine();
+    // Plain layouts: pooling is memory-bound, and a reorder would cost as much as the pooling.
+    memory::desc src({q.n, q.c, q.ih, q.iw}, dt::f32, tag::nchw);
+    memory::desc dst({q.n, q.c, q.oh, q.ow}, dt::f32, tag::nchw);
+    memory::dims no_dilation = {0, 0};
+    auto fwd = dnnl::pooling_forward::primitive_desc(eng, dnnl::prop_kind::forward_training, q.alg, src, dst, q.strides,
+                                                     q.kernel, no_dilation, q.pad_l, q.pad_r);
+    auto bwd = dnnl::pooling_backward::primitive_desc(eng, q.alg, src, dst, q.strides, q.kernel, no_dilation, q.pad_l,
+                                                      q.pad_r, fwd);
+    return PoolPrims{fwd, bwd, dnnl::pooling_forward(fwd), dnnl::pooling_backward(bwd)};
+  });
 }
 
 // ---------------------------------------------------------------- activations
@@ -322,8 +322,7 @@ PoolPrims& pool_prims(const Pool& q) {
 dnnl::algorithm act_algorithm(const std::string& mode) {
   if (mode == "relu") return dnnl::algorithm::eltwise_relu_use_dst_for_bwd;
   if (mode == "sigmoid") return dnnl::algorithm::eltwise_logistic_use_dst_for_bwd;
-  if (mode == "tanh") return dnnl::algorithm::eltwise_tanh_use_dst_for_bwd;
-  PD_THROW("pcnn act: mode must be relu, sigmoid or tanh, not ", mode);
+  PD_THROW("pcnn act: mode must be relu or sigmoid, not ", mode);
 }
 
 struct ActPrims {
@@ -334,20 +333,14 @@ struct ActPrims {
 };
 
 ActPrims& act_prims(int64_t numel, const std::string& mode) {
-  static std::mutex mu;
-  static std::unordered_map<std::string, ActPrims*> cache;
-  std::lock_guard<std::mutex> lock(mu);
-  auto key = mode + "," + std::to_string(numel);
-  auto it = cache.find(key);
-  if (it != cache.end()) return *it->second;
-  auto& eng = cpu_engine();
-  memory::desc md({numel}, dt::f32, tag::a);  // any shape, seen as its elements
   auto alg = act_algorithm(mode);
-  auto fwd = dnnl::eltwise_forward::primitive_desc(eng, dnnl::prop_kind::forward_training, alg, md, md, 0.f, 0.f);
-  auto bwd = dnnl::eltwise_backward::primitive_desc(eng, alg, md, md, md, 0.f, 0.f, fwd);
-  auto* p = new ActPrims{fwd, bwd, dnnl::eltwise_forward(fwd), dnnl::eltwise_backward(bwd)};
-  cache[key] = p;
-  return *p;
+  return cached<ActPrims>(key_of({numel, (int64_t)alg}), [&] {
+    auto& eng = cpu_engine();
+    memory::desc md({numel}, dt::f32, tag::a);  // any shape, seen as its elements
+    auto fwd = dnnl::eltwise_forward::primitive_desc(eng, dnnl::prop_kind::forward_training, alg, md, md, 0.f, 0.f);
+    auto bwd = dnnl::eltwise_backward::primitive_desc(eng, alg, md, md, md, 0.f, 0.f, fwd);
+    return ActPrims{fwd, bwd, dnnl::eltwise_forward(fwd), dnnl::eltwise_backward(bwd)};
+  });
 }
 
 // ---------------------------------------------------------------- batch norm with running statistics
@@ -363,23 +356,16 @@ struct AffinePrims {
 };
 
 AffinePrims& affine_prims(const std::vector<int64_t>& shape) {
-  static std::mutex mu;
-  static std::unordered_map<std::string, AffinePrims*> cache;
-  std::lock_guard<std::mutex> lock(mu);
-  std::string key;
-  for (int64_t v : shape) key += std::to_string(v) + ",";
-  auto it = cache.find(key);
-  if (it != cache.end()) return *it->second;
-  memory::desc md({shape[0], shape[1], shape[2], shape[3]}, dt::f32, tag::nchw);
-  memory::desc per_channel({1, shape[1], 1, 1}, dt::f32, tag::nchw);
-  dnnl::post_ops post;
-  post.append_binary(dnnl::algorithm::binary_add, per_channel);
-  dnnl::primitive_attr attr;
-  attr.set_post_ops(post);
-  auto pd = dnnl::binary::primitive_desc(cpu_engine(), dnnl::algorithm::binary_mul, md, per_channel, md, attr);
-  auto* p = new AffinePrims{pd, dnnl::binary(pd)};
-  cache[key] = p;
-  return *p;
+  return cached<AffinePrims>(key_of({shape[0], shape[1], shape[2], shape[3]}), [&] {
+    memory::desc md({shape[0], shape[1], shape[2], shape[3]}, dt::f32, tag::nchw);
+    memory::desc per_channel({1, shape[1], 1, 1}, dt::f32, tag::nchw);
+    dnnl::post_ops post;
+    post.append_binary(dnnl::algorithm::binary_add, per_channel);
+    dnnl::primitive_attr attr;
+    attr.set_post_ops(post);
+    auto pd = dnnl::binary::primitive_desc(cpu_engine(), dnnl::algorithm::binary_mul, md, per_channel, md, attr);
+    return AffinePrims{pd, dnnl::binary(pd)};
+  });
 }
 
 }  // namespace
@@ -537,7 +523,7 @@ PD_BUILD_GRAD_OP(pcnn_pool2d)
     .Attrs(POOL_ATTRS)
     .SetKernelFn(PD_KERNEL(PoolBwd));
 
-// ---------------------------------------------------------------- pcnn_act: relu, sigmoid, tanh
+// ---------------------------------------------------------------- pcnn_act: relu, sigmoid
 
 std::vector<paddle::Tensor> ActFwd(const paddle::Tensor& x, const std::string& mode) {
   return guarded([&]() -> std::vector<paddle::Tensor> {

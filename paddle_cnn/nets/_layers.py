@@ -1,8 +1,10 @@
-"""``Conv2D``, ``MaxPool2D``, ``AvgPool2D``, ``BatchNorm2D``, ``ReLU`` and ``Sigmoid`` (and :func:`relu`, :func:`sigmoid`): Paddle's layers,
-same arguments, parameters and results, with a fast path for CPU training and inference in dygraph.
+"""``Conv2D``, ``MaxPool2D``, ``AvgPool2D``, ``BatchNorm2D``, ``ReLU`` and ``Sigmoid`` (and :func:`relu`,
+:func:`sigmoid`): Paddle's layers, same arguments, parameters and results, with a fast path for CPU
+training and inference in dygraph.
 
-Paddle 3.3's CPU conv kernels loop over the batch one sample at a time and its pooling kernels are
-scalar loops, its ReLU, Sigmoid and evaluation-mode batch norm single-threaded; dygraph never picks its oneDNN kernels. On a CPU tensor in dygraph these layers call
+Paddle 3.3's CPU conv kernels loop over the batch one sample at a time, its pooling kernels are
+scalar loops and its ReLU, Sigmoid and evaluation-mode batch norm run on one thread; dygraph never
+picks its oneDNN kernels. On a CPU tensor in dygraph these layers call
 the oneDNN operators of :mod:`paddle_cnn.fast` (the whole batch per primitive, as PyTorch does);
 elsewhere (GPU, static graphs such as export, padding modes or options the operators do not
 cover, or ``PADDLE_CNN_FAST_OPS=0``) they are exactly Paddle's own layers. Without the operators,
@@ -137,7 +139,6 @@ class Sigmoid(nn.Sigmoid):
         return super().forward(x) if out is None else out
 
 
-
 # The operator's per-channel broadcast pays off on maps of at least 14x14; on 7x7 and smaller
 # Paddle's kernel was faster (256x64x7x7: 328 us ours, 288 us Paddle's; 256x32x14x14: 363 vs 510).
 NORM_MIN_PLANE = 14 * 14
@@ -150,10 +151,9 @@ class BatchNorm2D(nn.BatchNorm2D):
 
     def forward(self, x):
         if (not self.training and self._use_global_stats is not False and not paddle.is_grad_enabled()
-                and self._data_format == "NCHW" and self.weight is not None and self.bias is not None
-                and x.ndim == 4 and x.shape[2] * x.shape[3] >= NORM_MIN_PLANE):
-            ops = _fast_ops(x)
-            if ops is not None:
+                and self._data_format == "NCHW" and self.weight is not None and self.bias is not None):
+            ops = _fast_ops(x)  # 4-D CPU float32 in dygraph
+            if ops is not None and x.shape[2] * x.shape[3] >= NORM_MIN_PLANE:
                 return ops.pcnn_batch_norm_infer(x, self._mean, self._variance, self.weight, self.bias,
                                                  float(self._epsilon))
         return super().forward(x)

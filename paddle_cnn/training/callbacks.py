@@ -154,6 +154,8 @@ class VisualDLLog(paddle.callbacks.Callback):
         super().__init__()
         self.logdir, self.state, self.meter, self.validator = logdir, state, meter, validator
         self.class_names, self.first_images, self.hparams = class_names, first_images, hparams
+        self.writer = None
+        self.pending: List[tuple] = []  # (tag, value, step, walltime ms) not yet handed to the writer
 
     def on_train_begin(self, logs=None):
         log = self.logdir / VDL_FILE
@@ -165,7 +167,6 @@ class VisualDLLog(paddle.callbacks.Callback):
             with open(log, "rb+") as f:
                 f.truncate(keep or 0)
         self.writer = open_log(self.logdir)
-        self.pending: List[tuple] = []
         if self.state.epoch == 0:
             sample = self.first_images()
             rgb = sample if sample.ndim == 3 else np.repeat(sample[:, :, None], 3, axis=2)
@@ -186,7 +187,7 @@ class VisualDLLog(paddle.callbacks.Callback):
 
     def salvage(self) -> None:
         """After a failure (Ctrl-C, a non-finite loss): the steps that finished reach the log file."""
-        if getattr(self, "writer", None) is not None and self.pending:
+        if self.writer is not None and self.pending:
             try:
                 self.write_pending()
                 self.writer.flush()

@@ -40,7 +40,7 @@ class MainAccuracy(paddle.metric.Accuracy):
     """
 
     def compute(self, *args):
-        pred, label = np.asarray(args[0].numpy()), np.asarray(args[-1].numpy())
+        pred, label = args[0].numpy(), args[-1].numpy()
         # A stable sort of the negated scores ranks ties by class index, as argmax does.
         top = np.argsort(-pred, axis=-1, kind="stable")[..., :self.maxk]
         if label.ndim == 1 or (label.ndim == 2 and label.shape[-1] == 1):
