@@ -13,9 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from paddle_cnn import fast
+from paddle_cnn import fast, nets
 from paddle_cnn.nets import _layers
-from paddle_cnn.nets._layers import AvgPool2D, BatchNorm2D, Conv2D, MaxPool2D, ReLU, Sigmoid, relu, sigmoid
+from paddle_cnn.nets._layers import (AvgPool2D, BatchNorm2D, ChannelsLast, Conv2D, MaxPool2D, ReLU, Sigmoid,
+                                     conv_bn, plain, relu, sigmoid)
 
 
 @pytest.fixture(scope="module")
@@ -179,6 +180,223 @@ def test_the_layers_really_call_the_operators(ops, monkeypatch):
         norm(big)
         norm(paddle.randn([4, 8, 7, 7]))  # small maps: Paddle's kernel
     assert calls[3:] == ["pcnn_act"] * 4 + ["pcnn_batch_norm_infer"]
+
+
+def _random_statistics(net, rng):
+    """Running statistics and affine parameters of every batch norm in ``net``, away from 0 and 1."""
+    for layer in net.sublayers(include_self=True):
+        if isinstance(layer, paddle.nn.BatchNorm2D):
+            c = layer._mean.shape[0]
+            for t, values in ((layer._mean, rng.normal(size=c)), (layer._variance, rng.uniform(0.2, 3, c)),
+                              (layer.weight, rng.normal(1, 0.5, c)), (layer.bias, rng.normal(size=c))):
+                t.set_value(values.astype("float32"))
+
+
+def _nhwc(t):
+    return ChannelsLast(t.transpose([0, 2, 3, 1]).contiguous())
+
+
+@_CASES
+@given(data=st.data())
+def test_fused_conv_bn_equals_the_layers_one_by_one(ops, stock, data):
+    groups = data.draw(st.sampled_from([1, 1, 2, 3]))
+    cin, cout = groups * data.draw(st.integers(1, 4)), groups * data.draw(st.integers(1, 4))
+    k = data.draw(st.tuples(st.integers(1, 4), st.integers(1, 4)))
+    stride = data.draw(st.tuples(st.integers(1, 2), st.integers(1, 2)))
+    dilation = data.draw(st.tuples(st.integers(1, 2), st.integers(1, 2)))
+    padding = data.draw(st.tuples(st.integers(0, 2), st.integers(0, 2)))
+    h = data.draw(st.integers((k[0] - 1) * dilation[0] + 1, 12))
+    w = data.draw(st.integers((k[1] - 1) * dilation[1] + 1, 12))
+    n = data.draw(st.sampled_from([1, 2, 5]))
+    bias, norm, act, add, cl_in, cl_out = (data.draw(st.booleans()) for _ in range(6))
+    rng = np.random.default_rng(data.draw(st.integers(0, 1000)))
+    conv = Conv2D(cin, cout, k, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                  bias_attr=None if bias else False)
+    if bias:
+        conv.bias.set_value(rng.normal(size=cout).astype("float32"))
+    bn = BatchNorm2D(cout, epsilon=data.draw(st.sampled_from([1e-5, 1e-3]))) if norm else None
+    if bn is not None:
+        _random_statistics(bn, rng)
+        bn.eval()
+    x = paddle.to_tensor(rng.normal(size=(n, cin, h, w)).astype("float32"))
+    with paddle.no_grad():
+        out_shape = conv(x).shape
+        residual = paddle.to_tensor(rng.normal(size=out_shape).astype("float32")) if add else None
+        stock(True)
+        want = conv_bn(conv, bn, x, relu=act, residual=residual, channels_last=cl_out)
+        stock(False)
+        got = conv_bn(conv, bn, _nhwc(x) if cl_in else x, relu=act,
+                      residual=_nhwc(residual) if add and cl_in else residual, channels_last=cl_out)
+    assert isinstance(want, paddle.Tensor) and isinstance(got, ChannelsLast) == cl_out
+    assert list(got.shape) == list(want.shape)
+    want = want.numpy()
+    np.testing.assert_allclose(plain(got).numpy(), want, atol=2e-5 * (np.abs(want).max() + 1), rtol=1e-4)
+
+
+def test_fused_conv_bn_keeps_the_layers_under_autograd_or_batch_statistics(ops, monkeypatch):
+    monkeypatch.setattr(ops, "pcnn_conv_infer", lambda *a: pytest.fail("the fused inference operator ran"))
+    conv, bn = Conv2D(3, 4, 3, padding=1), BatchNorm2D(4)
+    x = paddle.randn([2, 3, 8, 8])
+    x.stop_gradient = False
+    conv_bn(conv, bn, x, relu=True).sum().backward()  # training
+    bn.eval()
+    conv_bn(conv, bn, x, relu=True, residual=paddle.ones([2, 4, 8, 8])).sum().backward()  # autograd in eval
+    bn.train()
+    with paddle.no_grad():
+        conv_bn(conv, bn, x, relu=True)  # no autograd, but batch statistics
+    assert x.grad is not None and conv.weight.grad is not None and bn.weight.grad is not None
+
+
+@pytest.mark.parametrize("name", nets.list_nets())
+def test_every_net_infers_as_with_the_stock_kernels(ops, stock, name):
+    """Inference (eval, no autograd: the fused conv-norm-add-ReLU operators and NHWC chains) against
+    Paddle's own layers, on random batch-norm statistics, for every registered net."""
+    rng = np.random.default_rng(0)
+    net = nets.create(name, num_classes=7, in_channels=3)
+    _random_statistics(net, rng)
+    net.eval()
+    x = paddle.to_tensor(rng.normal(size=(2,) + nets.get_info(name).input_shape(3)).astype("float32"))
+    with paddle.no_grad():
+        stock(True)
+        want = net(x)
+        stock(False)
+        got = net(x)
+    want, got = (out[0] if isinstance(out, (tuple, list)) else out for out in (want, got))
+    assert isinstance(got, paddle.Tensor)
+    want = want.numpy()
+    np.testing.assert_allclose(got.numpy(), want, atol=1e-4 * (np.abs(want).max() + 1), rtol=1e-4)
+
+
+@_CASES
+@given(data=st.data())
+def test_channels_last_training_equals_the_layers_one_by_one(ops, stock, data):
+    """conv_bn in training with NHWC maps (batch statistics, every gradient, the running statistics)."""
+    cin, cout = data.draw(st.integers(1, 5)), data.draw(st.integers(1, 5))
+    k = data.draw(st.integers(1, 3))
+    stride = data.draw(st.integers(1, 2))
+    h, w = data.draw(st.integers(k, 10)), data.draw(st.integers(k, 10))
+    n = data.draw(st.sampled_from([2, 3]))
+    bias, norm, act, add, cl_in, needs_dx = (data.draw(st.booleans()) for _ in range(6))
+    rng = np.random.default_rng(data.draw(st.integers(0, 1000)))
+    conv = Conv2D(cin, cout, k, stride=stride, padding=k // 2, bias_attr=None if bias else False)
+    bn = BatchNorm2D(cout) if norm else None
+    x = paddle.to_tensor(rng.normal(size=(n, cin, h, w)).astype("float32"))
+    x.stop_gradient = not needs_dx
+    out_shape = conv(x).shape
+    residual = paddle.to_tensor(rng.normal(size=out_shape).astype("float32")) if add else None
+    dy = paddle.to_tensor(rng.normal(size=out_shape).astype("float32"))
+    params = [p for p in conv.parameters()] + ([] if bn is None else [bn.weight, bn.bias])
+    results = []
+    for fast_path in (False, True):
+        stock(not fast_path)
+        if bn is not None:  # the same running statistics before each pass
+            bn._mean.set_value(np.zeros(cout, "float32"))
+            bn._variance.set_value(np.ones(cout, "float32"))
+        xin = _nhwc(x) if fast_path and cl_in else x
+        out = conv_bn(conv, bn, xin, relu=act, residual=residual, channels_last=True)
+        assert isinstance(out, ChannelsLast) == fast_path
+        out = plain(out)
+        grads = paddle.grad([out], ([x] if needs_dx else []) + params, [dy])
+        stats = [] if bn is None else [bn._mean.numpy().copy(), bn._variance.numpy().copy()]
+        results.append([out.numpy()] + [g.numpy() for g in grads] + stats)
+    for want, got in zip(*results):
+        np.testing.assert_allclose(got, want, atol=1e-4 * (np.abs(want).max() + 1), rtol=1e-4)
+
+
+@pytest.mark.parametrize("block, args", [("BasicBlock", (16, 16, 1)), ("BasicBlock", (16, 32, 2)),
+                                         ("Bottleneck", (16, 8, 2, 4, 8))])
+def test_resnet_blocks_train_as_with_the_stock_kernels(ops, stock, block, args):
+    """A ResNet block in training (batch statistics) on NHWC maps: output and every gradient."""
+    from paddle_cnn.nets import resnet
+
+    rng = np.random.default_rng(2)
+    paddle.seed(0)
+    layer = getattr(resnet, block)(*args)
+    layer.train()
+    x = paddle.to_tensor(rng.normal(size=(4, args[0], 14, 14)).astype("float32"))
+    x.stop_gradient = False
+    params = [p for p in layer.parameters() if not p.stop_gradient]
+    results = []
+    for fast_path in (False, True):
+        stock(not fast_path)
+        out = layer(_nhwc(x) if fast_path else x)
+        assert isinstance(out, ChannelsLast) == fast_path
+        out = plain(out)
+        dy = paddle.to_tensor(np.random.default_rng(3).normal(size=out.shape).astype("float32"))
+        results.append([out.numpy()] + [g.numpy() for g in paddle.grad([out], [x] + params, [dy])])
+    scale = max(float(np.abs(a).max()) for a in results[0])
+    for want, got in zip(*results):  # (conv biases before a norm get ~0 gradients: judged on the scale)
+        np.testing.assert_allclose(got, want, atol=1e-5 * scale, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["resnet18_small", "resnext_small"])
+def test_resnet_backward_equals_the_stock_kernels(ops, stock, name):
+    """A whole net's forward and backward through the NHWC chains, against Paddle's own layers, with
+    its norms on running statistics (fine-tuning a frozen-BN net). With batch statistics on a batch
+    this small a whole net's early gradients are ill-conditioned (a 1e-6 change of the input moved
+    Paddle's own by 0.5%): the blocks test above covers batch statistics."""
+    rng = np.random.default_rng(1)
+    x = paddle.to_tensor(rng.normal(size=(4, 1, 28, 28)).astype("float32"))
+    weights = paddle.to_tensor(rng.normal(size=(4, 10)).astype("float32"))
+    results = []
+    for fast_path in (False, True):
+        stock(not fast_path)
+        paddle.seed(0)
+        net = nets.create(name)
+        _random_statistics(net, np.random.default_rng(4))
+        net.eval()
+        loss = (net(x) * weights).sum()
+        loss.backward()
+        results.append([loss.numpy()] + [p.grad.numpy() for p in net.parameters() if not p.stop_gradient])
+    scale = max(float(np.abs(a).max()) for a in results[0])
+    for want, got in zip(*results):
+        np.testing.assert_allclose(got, want, atol=1e-5 * scale, rtol=1e-4)
+
+
+def test_resnet_training_runs_channels_last(ops, monkeypatch):
+    net = nets.create("resnet18_small")
+    net.train()
+    calls = []
+    for name in ("pcnn_conv_infer", "pcnn_conv2d", "pcnn_conv2d_bias", "pcnn_conv2d_wgrad", "pcnn_conv2d_bias_wgrad"):
+        original = getattr(ops, name)
+        monkeypatch.setattr(ops, name, lambda *a, _f=original, _n=name: calls.append((_n, a[-2:])) or _f(*a))
+    net(paddle.randn([2, 1, 28, 28])).sum().backward()
+    n_convs = len([layer for layer in net.sublayers() if isinstance(layer, paddle.nn.Conv2D)])
+    assert calls == [("pcnn_conv2d_bias_wgrad", (False, True))] + [("pcnn_conv2d_bias", (True, True))] * (n_convs - 1)
+
+
+def test_resnet_inference_runs_fused_and_channels_last(ops, monkeypatch):
+    """The guard for the fused path: every convolution of resnet18_small's evaluation is one
+    pcnn_conv_infer call, the stages hand NHWC maps on, and nothing else convolves."""
+    net = nets.create("resnet18_small")  # (its input-contract probe runs the layers one by one, under hooks)
+    net.eval()
+    calls = []
+    for name in ("pcnn_conv_infer", "pcnn_conv2d", "pcnn_conv2d_bias", "pcnn_conv2d_wgrad", "pcnn_conv2d_bias_wgrad",
+                 "pcnn_batch_norm_infer", "pcnn_act"):
+        original = getattr(ops, name)
+        monkeypatch.setattr(ops, name, lambda *a, _f=original, _n=name: calls.append((_n, a[-2:])) or _f(*a))
+    with paddle.no_grad():
+        net(paddle.randn([2, 1, 28, 28]))
+    convs = [layer for layer in net.sublayers() if isinstance(layer, paddle.nn.Conv2D)]
+    # (channels_last_in, channels_last_out): only the stem reads NCHW; every output stays NHWC.
+    assert calls == [("pcnn_conv_infer", (False, True))] + [("pcnn_conv_infer", (True, True))] * (len(convs) - 1)
+
+
+def test_hooks_see_every_layer_in_inference(ops, stock):
+    """paddle.summary (forward hooks on every layer) reports the same layers with and without the
+    fused operators: a watched layer is not folded away."""
+    net = nets.create("resnet18_small")
+    net.eval()
+    stock(False)
+    fused = paddle.summary(net, (2, 1, 28, 28))
+    seen = []
+    hook = net.stem[0].register_forward_post_hook(lambda layer, inputs, out: seen.append(tuple(out.shape)))
+    with paddle.no_grad():
+        net(paddle.randn([2, 1, 28, 28]))
+    hook.remove()
+    stock(True)
+    assert paddle.summary(net, (2, 1, 28, 28)) == fused
+    assert seen == [(2, 16, 28, 28)]
 
 
 def test_freed_memory_is_kept_unless_the_user_tunes_malloc():

@@ -5,23 +5,21 @@ from typing import Optional
 
 from paddle import nn
 
-from ._layers import BatchNorm2D, Conv2D, ReLU
+from ._layers import BatchNorm2D, Conv2D, ConvNormReLU, ReLU
 
 
 def conv_bn_relu(in_ch: int, out_ch: int, kernel_size=3, stride=1, padding: Optional[object] = None,
                  groups: int = 1, batch_norm: bool = True) -> nn.Sequential:
     """Conv (same padding unless given) -> BatchNorm (optional) -> ReLU.
 
-    With batch norm the conv has no bias: the norm's shift makes it redundant.
+    With batch norm the conv has no bias (the norm's shift makes it redundant) and the three run
+    as one operator in evaluation (:class:`ConvNormReLU`).
     """
     if padding is None:
         padding = ([k // 2 for k in kernel_size] if isinstance(kernel_size, (tuple, list)) else kernel_size // 2)
-    layers = [Conv2D(in_ch, out_ch, kernel_size, stride=stride, padding=padding, groups=groups,
-                        bias_attr=False if batch_norm else None)]
-    if batch_norm:
-        layers.append(BatchNorm2D(out_ch))
-    layers.append(ReLU())
-    return nn.Sequential(*layers)
+    conv = Conv2D(in_ch, out_ch, kernel_size, stride=stride, padding=padding, groups=groups,
+                  bias_attr=False if batch_norm else None)
+    return ConvNormReLU(conv, BatchNorm2D(out_ch), ReLU()) if batch_norm else nn.Sequential(conv, ReLU())
 
 
 def scaled(channels: int, width: float) -> int:

@@ -13,13 +13,17 @@ from typing import Sequence, Type
 from paddle import nn
 
 from ._blocks import scaled
-from ._layers import BatchNorm2D, Conv2D, MaxPool2D, ReLU, relu
+from ._layers import BatchNorm2D, Conv2D, ConvNormReLU, MaxPool2D, ReLU, conv_bn, plain
 from ._registry import register
 
 
 def _projection(in_ch: int, out_ch: int, stride: int):
     """The 1x1 projection shortcut when the shape changes, else None (identity)."""
     return Conv2D(in_ch, out_ch, 1, stride=stride) if stride != 1 or in_ch != out_ch else None
+
+
+def _shortcut(projection, x):
+    return x if projection is None else conv_bn(projection, None, x, channels_last=True)
 
 
 class BasicBlock(nn.Layer):
@@ -38,9 +42,8 @@ class BasicBlock(nn.Layer):
         self.shortcut = _projection(in_ch, planes, stride)
 
     def forward(self, x):
-        y = relu(self.bn1(self.conv1(x)))
-        y = self.bn2(self.conv2(y))
-        return relu(y + (x if self.shortcut is None else self.shortcut(x)))
+        y = conv_bn(self.conv1, self.bn1, x, relu=True, channels_last=True)
+        return conv_bn(self.conv2, self.bn2, y, relu=True, residual=_shortcut(self.shortcut, x), channels_last=True)
 
 
 class Bottleneck(nn.Layer):
@@ -62,10 +65,9 @@ class Bottleneck(nn.Layer):
         self.shortcut = _projection(in_ch, out_ch, stride)
 
     def forward(self, x):
-        y = relu(self.bn1(self.conv1(x)))
-        y = relu(self.bn2(self.conv2(y)))
-        y = self.bn3(self.conv3(y))
-        return relu(y + (x if self.shortcut is None else self.shortcut(x)))
+        y = conv_bn(self.conv1, self.bn1, x, relu=True, channels_last=True)
+        y = conv_bn(self.conv2, self.bn2, y, relu=True, channels_last=True)
+        return conv_bn(self.conv3, self.bn3, y, relu=True, residual=_shortcut(self.shortcut, x), channels_last=True)
 
 
 class ResNet(nn.Layer):
@@ -81,8 +83,8 @@ class ResNet(nn.Layer):
                  base_width: int = 64):
         super().__init__()
         if small:
-            self.stem = nn.Sequential(Conv2D(in_channels, widths[0], 3, padding=1), BatchNorm2D(widths[0]),
-                                      ReLU())
+            self.stem = ConvNormReLU(Conv2D(in_channels, widths[0], 3, padding=1), BatchNorm2D(widths[0]), ReLU(),
+                                     channels_last=True)
         else:
             self.stem = nn.Sequential(Conv2D(in_channels, widths[0], 7, stride=2, padding=3),
                                       BatchNorm2D(widths[0]), ReLU(), MaxPool2D(3, stride=2, padding=1))
@@ -98,7 +100,8 @@ class ResNet(nn.Layer):
         self.head = nn.Sequential(nn.AdaptiveAvgPool2D(1), nn.Flatten(), nn.Linear(ch, num_classes))
 
     def forward(self, x):
-        return self.head(self.stages(self.stem(x)))
+        # In inference the blocks hand NHWC maps to each other (nets._layers.ChannelsLast).
+        return self.head(plain(self.stages(self.stem(x))))
 
 
 _WIDTHS = (64, 128, 256, 512)
