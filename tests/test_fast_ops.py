@@ -354,15 +354,24 @@ def test_resnet_backward_equals_the_stock_kernels(ops, stock, name):
 
 
 def test_resnet_training_runs_channels_last(ops, monkeypatch):
+    """The guard for the training chain: NHWC convolutions and oneDNN batch norms, with the ReLU fused
+    where no residual add comes between."""
     net = nets.create("resnet18_small")
     net.train()
     calls = []
-    for name in ("pcnn_conv_infer", "pcnn_conv2d", "pcnn_conv2d_bias", "pcnn_conv2d_wgrad", "pcnn_conv2d_bias_wgrad"):
+    for name in ("pcnn_conv_infer", "pcnn_conv2d", "pcnn_conv2d_bias", "pcnn_conv2d_wgrad", "pcnn_conv2d_bias_wgrad",
+                 "pcnn_batch_norm_train", "pcnn_act"):
         original = getattr(ops, name)
         monkeypatch.setattr(ops, name, lambda *a, _f=original, _n=name: calls.append((_n, a[-2:])) or _f(*a))
     net(paddle.randn([2, 1, 28, 28])).sum().backward()
+    convs = [name for name, _ in calls if name.startswith("pcnn_conv")]
     n_convs = len([layer for layer in net.sublayers() if isinstance(layer, paddle.nn.Conv2D)])
-    assert calls == [("pcnn_conv2d_bias_wgrad", (False, True))] + [("pcnn_conv2d_bias", (True, True))] * (n_convs - 1)
+    assert calls[0] == ("pcnn_conv2d_bias_wgrad", (False, True))  # the images: NCHW in, NHWC out
+    assert convs[1:] == ["pcnn_conv2d_bias"] * (n_convs - 1)
+    assert [a for name, a in calls if name.startswith("pcnn_conv")][1:] == [(True, True)] * (n_convs - 1)
+    norms = [a[1] for name, a in calls if name == "pcnn_batch_norm_train"]  # (epsilon, relu fused)
+    n_norms = len([layer for layer in net.sublayers() if isinstance(layer, paddle.nn.BatchNorm2D)])
+    assert len(norms) == n_norms and norms.count(True) == 1 + 8  # the stem's and each block's first
 
 
 def test_resnet_inference_runs_fused_and_channels_last(ops, monkeypatch):

@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <initializer_list>
 
 #include <mutex>
@@ -795,3 +796,124 @@ PD_BUILD_OP(pcnn_conv_infer)
     .SetKernelFn(PD_KERNEL(ConvInferFwd))
     .SetInferShapeFn(PD_INFER_SHAPE(ConvInferShape))
     .SetInferDtypeFn(PD_INFER_DTYPE(ConvInferDtype));
+
+// ---------------------------------------------------------------- pcnn_batch_norm_train
+
+// Training batch norm (batch statistics) on NHWC maps, optionally with the ReLU that follows it
+// (oneDNN's fuse_norm_relu: the backward pass reads a bit mask, not the output). Paddle's own kernel
+// ran on one thread and got slower with two (128x16x28x28 forward and backward: 4.0 ms on one
+// thread, 5.6 ms on two); oneDNN's NHWC batch norm is vectorised and threaded. The batch mean and
+// (biased) variance are outputs: the layer folds them into its running statistics.
+struct NormTrainPrims {
+  dnnl::batch_normalization_forward::primitive_desc fwd;
+  dnnl::batch_normalization_backward::primitive_desc bwd;
+  dnnl::batch_normalization_forward fwd_prim;
+  dnnl::batch_normalization_backward bwd_prim;
+};
+
+NormTrainPrims& norm_train_prims(const std::vector<int64_t>& nhwc, float epsilon, bool relu) {
+  int32_t eps_bits;
+  std::memcpy(&eps_bits, &epsilon, sizeof eps_bits);
+  return cached<NormTrainPrims>(key_of({nhwc[0], nhwc[1], nhwc[2], nhwc[3], eps_bits, (int64_t)relu}), [&] {
+    auto& eng = cpu_engine();
+    memory::desc md({nhwc[0], nhwc[3], nhwc[1], nhwc[2]}, dt::f32, tag::nhwc);
+    auto flags = dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
+    if (relu) flags |= dnnl::normalization_flags::fuse_norm_relu;
+    auto fwd = dnnl::batch_normalization_forward::primitive_desc(eng, dnnl::prop_kind::forward_training, md, md,
+                                                                 epsilon, flags);
+    auto bwd = dnnl::batch_normalization_backward::primitive_desc(eng, dnnl::prop_kind::backward, md, md, md, epsilon,
+                                                                  flags, fwd);
+    return NormTrainPrims{fwd, bwd, dnnl::batch_normalization_forward(fwd), dnnl::batch_normalization_backward(bwd)};
+  });
+}
+
+memory per_channel(const paddle::Tensor& t) {
+  return memory(memory::desc({t.numel()}, dt::f32, tag::x), cpu_engine(), const_cast<float*>(t.data<float>()));
+}
+
+std::vector<paddle::Tensor> NormTrainFwd(const paddle::Tensor& x, const paddle::Tensor& scale,
+                                         const paddle::Tensor& shift, float epsilon, bool relu) {
+  return guarded([&]() -> std::vector<paddle::Tensor> {
+    apply_threads();
+    check_cpu_f32(x, "input");
+    check_cpu_f32(scale, "scale");
+    check_cpu_f32(shift, "shift");
+    PD_CHECK(x.shape().size() == 4, "pcnn batch_norm_train takes NHWC input");
+    const int64_t c = x.shape()[3];
+    PD_CHECK(scale.numel() == c && shift.numel() == c, "pcnn batch_norm_train: one scale and shift per channel");
+    auto& p = norm_train_prims(x.shape(), epsilon, relu);
+    dnnl::stream s(cpu_engine());
+    auto y = empty_like_shape(x.shape());
+    auto mean = empty_like_shape({c});
+    auto variance = empty_like_shape({c});
+    auto ws_md = p.fwd.workspace_desc();
+    auto ws = paddle::empty({std::max<int64_t>(1, (int64_t)ws_md.get_size())}, paddle::DataType::UINT8,
+                            paddle::CPUPlace());
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(p.fwd.src_desc(), cpu_engine(), const_cast<float*>(x.data<float>()))},
+                                         {DNNL_ARG_DST, memory(p.fwd.dst_desc(), cpu_engine(), y.data<float>())},
+                                         {DNNL_ARG_SCALE, per_channel(scale)},
+                                         {DNNL_ARG_SHIFT, per_channel(shift)},
+                                         {DNNL_ARG_MEAN, per_channel(mean)},
+                                         {DNNL_ARG_VARIANCE, per_channel(variance)}};
+    if (ws_md.get_size() > 0) args[DNNL_ARG_WORKSPACE] = memory(ws_md, cpu_engine(), ws.data<uint8_t>());
+    p.fwd_prim.execute(s, args);
+    s.wait();
+    return {y, mean, variance, ws};
+  });
+}
+
+std::vector<paddle::Tensor> NormTrainBwd(const paddle::Tensor& x, const paddle::Tensor& scale,
+                                         const paddle::Tensor& mean, const paddle::Tensor& variance,
+                                         const paddle::Tensor& ws, const paddle::Tensor& dy, float epsilon, bool relu) {
+  return guarded([&]() -> std::vector<paddle::Tensor> {
+    apply_threads();
+    auto& p = norm_train_prims(x.shape(), epsilon, relu);
+    dnnl::stream s(cpu_engine());
+    const int64_t c = x.shape()[3];
+    auto dx = empty_like_shape(x.shape());
+    auto dscale = empty_like_shape({c});
+    auto dshift = empty_like_shape({c});
+    std::unordered_map<int, memory> args{
+        {DNNL_ARG_SRC, memory(p.bwd.src_desc(), cpu_engine(), const_cast<float*>(x.data<float>()))},
+        {DNNL_ARG_DIFF_DST, memory(p.bwd.diff_dst_desc(), cpu_engine(), const_cast<float*>(dy.data<float>()))},
+        {DNNL_ARG_DIFF_SRC, memory(p.bwd.diff_src_desc(), cpu_engine(), dx.data<float>())},
+        {DNNL_ARG_SCALE, per_channel(scale)},
+        {DNNL_ARG_MEAN, per_channel(mean)},
+        {DNNL_ARG_VARIANCE, per_channel(variance)},
+        {DNNL_ARG_DIFF_SCALE, per_channel(dscale)},
+        {DNNL_ARG_DIFF_SHIFT, per_channel(dshift)}};
+    auto ws_md = p.fwd.workspace_desc();
+    if (ws_md.get_size() > 0)
+      args[DNNL_ARG_WORKSPACE] = memory(ws_md, cpu_engine(), const_cast<uint8_t*>(ws.data<uint8_t>()));
+    p.bwd_prim.execute(s, args);
+    s.wait();
+    return {dx, dscale, dshift};
+  });
+}
+
+std::vector<std::vector<int64_t>> NormTrainShape(const std::vector<int64_t>& x, const std::vector<int64_t>& scale,
+                                                 const std::vector<int64_t>& shift, float epsilon, bool relu) {
+  return guarded([&]() -> std::vector<std::vector<int64_t>> {
+    PD_CHECK(x.size() == 4, "pcnn batch_norm_train takes NHWC input");
+    auto& p = norm_train_prims(x, epsilon, relu);
+    return {x, {x[3]}, {x[3]}, {std::max<int64_t>(1, (int64_t)p.fwd.workspace_desc().get_size())}};
+  });
+}
+std::vector<paddle::DataType> NormTrainDtype(const paddle::DataType& x, const paddle::DataType& scale,
+                                             const paddle::DataType& shift) {
+  return {x, x, x, paddle::DataType::UINT8};
+}
+
+PD_BUILD_OP(pcnn_batch_norm_train)
+    .Inputs({"X", "Scale", "Shift"})
+    .Outputs({"Out", "Mean", "Variance", "Workspace"})
+    .Attrs({"epsilon: float", "relu: bool"})
+    .SetKernelFn(PD_KERNEL(NormTrainFwd))
+    .SetInferShapeFn(PD_INFER_SHAPE(NormTrainShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(NormTrainDtype));
+
+PD_BUILD_GRAD_OP(pcnn_batch_norm_train)
+    .Inputs({"X", "Scale", "Mean", "Variance", "Workspace", paddle::Grad("Out")})
+    .Outputs({paddle::Grad("X"), paddle::Grad("Scale"), paddle::Grad("Shift")})
+    .Attrs({"epsilon: float", "relu: bool"})
+    .SetKernelFn(PD_KERNEL(NormTrainBwd));

@@ -218,11 +218,21 @@ def _observed(*layers) -> bool:
     return any(layer is not None and (layer._forward_pre_hooks or layer._forward_post_hooks) for layer in layers)
 
 
-def _batch_norm_nhwc(bn: BatchNorm2D, x):
-    """``bn`` (an NCHW layer) on NHWC data: Paddle's kernel, as fast in either layout here."""
+def _batch_norm_nhwc(ops, bn: BatchNorm2D, x, relu: bool):
+    """(``bn`` (an NCHW layer) on NHWC data, whether ``relu`` was applied too).
+
+    With batch statistics it is the oneDNN operator (ReLU fused in), and the batch mean and variance
+    go into the running statistics as Paddle's kernel puts them; otherwise Paddle's kernel.
+    """
+    if bn.training and not bn._use_global_stats and bn.weight is not None and bn.bias is not None:
+        y, mean, variance, _ = ops.pcnn_batch_norm_train(x, bn.weight, bn.bias, float(bn._epsilon), relu)
+        with paddle.no_grad():  # running = momentum * running + (1 - momentum) * batch
+            bn._mean.lerp_(mean, 1.0 - bn._momentum)
+            bn._variance.lerp_(variance, 1.0 - bn._momentum)
+        return y, relu
     return F.batch_norm(x, bn._mean, bn._variance, weight=bn.weight, bias=bn.bias, training=bn.training,
                         momentum=bn._momentum, epsilon=bn._epsilon, data_format="NHWC",
-                        use_global_stats=bn._use_global_stats)
+                        use_global_stats=bn._use_global_stats), False
 
 
 def conv_bn(conv: Conv2D, bn: Optional[BatchNorm2D], x, relu: bool = False, residual=None,
@@ -248,11 +258,12 @@ def conv_bn(conv: Conv2D, bn: Optional[BatchNorm2D], x, relu: bool = False, resi
         return ChannelsLast(out) if channels_last else out
     if args is not None and channels_last and (bn is None or bn._data_format == "NCHW"):
         y = _conv(ops, conv, data, args, cl_in, True)
+        done = False  # whether the ReLU ran already (fused into the norm)
         if bn is not None:
-            y = _batch_norm_nhwc(bn, y)
+            y, done = _batch_norm_nhwc(ops, bn, y, relu and residual is None)
         if residual is not None:
             y = y + _nhwc(residual)
-        return ChannelsLast(_relu(y) if relu else y)
+        return ChannelsLast(_relu(y) if relu and not done else y)
     y = conv(plain(x))
     if bn is not None:
         y = bn(y)
