@@ -1,5 +1,5 @@
-"""Fast CPU convolution, pooling, ReLU/Sigmoid and evaluation-mode batch norm: custom Paddle operators
-backed by oneDNN (``onednn_ops.cc``).
+"""Fast CPU convolution, pooling, ReLU/Sigmoid and batch norm, and a fused conv-norm-add-ReLU for
+inference: custom Paddle operators backed by oneDNN (``onednn_ops.cc``).
 
 Built once per environment with ``paddle.utils.cpp_extension`` into
 ``~/.cache/paddle_cnn/ops/<key>/`` (``$PADDLE_CNN_CACHE`` moves it), where the key covers the
