@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from paddle_cnn import fast, nets
 from paddle_cnn.nets import _layers
 from paddle_cnn.nets._layers import (AvgPool2D, BatchNorm2D, ChannelsLast, Conv2D, MaxPool2D, ReLU, Sigmoid,
-                                     conv_bn, plain, relu, sigmoid)
+                                     channels_last_chain, conv_bn, plain, relu, sigmoid)
 
 
 @pytest.fixture(scope="module")
@@ -225,8 +225,9 @@ def test_fused_conv_bn_equals_the_layers_one_by_one(ops, stock, data):
         stock(True)
         want = conv_bn(conv, bn, x, relu=act, residual=residual, channels_last=cl_out)
         stock(False)
-        got = conv_bn(conv, bn, _nhwc(x) if cl_in else x, relu=act,
-                      residual=_nhwc(residual) if add and cl_in else residual, channels_last=cl_out)
+        with channels_last_chain():
+            got = conv_bn(conv, bn, _nhwc(x) if cl_in else x, relu=act,
+                          residual=_nhwc(residual) if add and cl_in else residual, channels_last=cl_out)
     assert isinstance(want, paddle.Tensor) and isinstance(got, ChannelsLast) == cl_out
     assert list(got.shape) == list(want.shape)
     want = want.numpy()
@@ -293,7 +294,8 @@ def test_channels_last_training_equals_the_layers_one_by_one(ops, stock, data):
             bn._mean.set_value(np.zeros(cout, "float32"))
             bn._variance.set_value(np.ones(cout, "float32"))
         xin = _nhwc(x) if fast_path and cl_in else x
-        out = conv_bn(conv, bn, xin, relu=act, residual=residual, channels_last=True)
+        with channels_last_chain():
+            out = conv_bn(conv, bn, xin, relu=act, residual=residual, channels_last=True)
         assert isinstance(out, ChannelsLast) == fast_path
         out = plain(out)
         grads = paddle.grad([out], ([x] if needs_dx else []) + params, [dy])
@@ -319,7 +321,8 @@ def test_resnet_blocks_train_as_with_the_stock_kernels(ops, stock, block, args):
     results = []
     for fast_path in (False, True):
         stock(not fast_path)
-        out = layer(_nhwc(x) if fast_path else x)
+        with channels_last_chain():
+            out = layer(_nhwc(x) if fast_path else x)
         assert isinstance(out, ChannelsLast) == fast_path
         out = plain(out)
         dy = paddle.to_tensor(np.random.default_rng(3).normal(size=out.shape).astype("float32"))
@@ -353,16 +356,25 @@ def test_resnet_backward_equals_the_stock_kernels(ops, stock, name):
         np.testing.assert_allclose(got, want, atol=1e-5 * scale, rtol=1e-4)
 
 
+_CONVS = ("pcnn_conv_infer", "pcnn_conv2d", "pcnn_conv2d_bias", "pcnn_conv2d_wgrad", "pcnn_conv2d_bias_wgrad")
+
+
+def _recorded(ops, monkeypatch, *others):
+    """A list that every later call of the convolution operators and ``others`` appends
+    (name, last two attributes) to; the operators still run."""
+    calls = []
+    for name in _CONVS + others:
+        original = getattr(ops, name)
+        monkeypatch.setattr(ops, name, lambda *a, _f=original, _n=name: calls.append((_n, a[-2:])) or _f(*a))
+    return calls
+
+
 def test_resnet_training_runs_channels_last(ops, monkeypatch):
     """The guard for the training chain: NHWC convolutions and oneDNN batch norms, with the ReLU fused
     where no residual add comes between."""
     net = nets.create("resnet18_small")
     net.train()
-    calls = []
-    for name in ("pcnn_conv_infer", "pcnn_conv2d", "pcnn_conv2d_bias", "pcnn_conv2d_wgrad", "pcnn_conv2d_bias_wgrad",
-                 "pcnn_batch_norm_train", "pcnn_act"):
-        original = getattr(ops, name)
-        monkeypatch.setattr(ops, name, lambda *a, _f=original, _n=name: calls.append((_n, a[-2:])) or _f(*a))
+    calls = _recorded(ops, monkeypatch, "pcnn_batch_norm_train", "pcnn_act")
     net(paddle.randn([2, 1, 28, 28])).sum().backward()
     convs = [name for name, _ in calls if name.startswith("pcnn_conv")]
     n_convs = len([layer for layer in net.sublayers() if isinstance(layer, paddle.nn.Conv2D)])
@@ -379,16 +391,25 @@ def test_resnet_inference_runs_fused_and_channels_last(ops, monkeypatch):
     pcnn_conv_infer call, the stages hand NHWC maps on, and nothing else convolves."""
     net = nets.create("resnet18_small")  # (its input-contract probe runs the layers one by one, under hooks)
     net.eval()
-    calls = []
-    for name in ("pcnn_conv_infer", "pcnn_conv2d", "pcnn_conv2d_bias", "pcnn_conv2d_wgrad", "pcnn_conv2d_bias_wgrad",
-                 "pcnn_batch_norm_infer", "pcnn_act"):
-        original = getattr(ops, name)
-        monkeypatch.setattr(ops, name, lambda *a, _f=original, _n=name: calls.append((_n, a[-2:])) or _f(*a))
+    calls = _recorded(ops, monkeypatch, "pcnn_batch_norm_infer", "pcnn_act")
     with paddle.no_grad():
         net(paddle.randn([2, 1, 28, 28]))
     convs = [layer for layer in net.sublayers() if isinstance(layer, paddle.nn.Conv2D)]
     # (channels_last_in, channels_last_out): only the stem reads NCHW; every output stays NHWC.
     assert calls == [("pcnn_conv_infer", (False, True))] + [("pcnn_conv_infer", (True, True))] * (len(convs) - 1)
+
+
+def test_blocks_called_on_their_own_return_nchw_tensors(ops):
+    """Outside a net's chain (feature extraction from one block or stage) the maps are plain NCHW."""
+    net = nets.create("resnet18_small")
+    x = paddle.randn([2, 1, 28, 28])
+    for training in (True, False):
+        net.train() if training else net.eval()
+        with paddle.no_grad():
+            stem = net.stem(x)
+            stage = net.stages[1](net.stages[0](stem))
+        assert isinstance(stem, paddle.Tensor) and list(stem.shape) == [2, 16, 28, 28]
+        assert isinstance(stage, paddle.Tensor) and list(stage.shape) == [2, 32, 14, 14]
 
 
 def test_hooks_see_every_layer_in_inference(ops, stock):

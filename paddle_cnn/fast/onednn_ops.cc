@@ -849,12 +849,13 @@ std::vector<paddle::Tensor> NormTrainFwd(const paddle::Tensor& x, const paddle::
     auto ws_md = p.fwd.workspace_desc();
     auto ws = paddle::empty({std::max<int64_t>(1, (int64_t)ws_md.get_size())}, paddle::DataType::UINT8,
                             paddle::CPUPlace());
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(p.fwd.src_desc(), cpu_engine(), const_cast<float*>(x.data<float>()))},
-                                         {DNNL_ARG_DST, memory(p.fwd.dst_desc(), cpu_engine(), y.data<float>())},
-                                         {DNNL_ARG_SCALE, per_channel(scale)},
-                                         {DNNL_ARG_SHIFT, per_channel(shift)},
-                                         {DNNL_ARG_MEAN, per_channel(mean)},
-                                         {DNNL_ARG_VARIANCE, per_channel(variance)}};
+    std::unordered_map<int, memory> args{
+        {DNNL_ARG_SRC, memory(p.fwd.src_desc(), cpu_engine(), const_cast<float*>(x.data<float>()))},
+        {DNNL_ARG_DST, memory(p.fwd.dst_desc(), cpu_engine(), y.data<float>())},
+        {DNNL_ARG_SCALE, per_channel(scale)},
+        {DNNL_ARG_SHIFT, per_channel(shift)},
+        {DNNL_ARG_MEAN, per_channel(mean)},
+        {DNNL_ARG_VARIANCE, per_channel(variance)}};
     if (ws_md.get_size() > 0) args[DNNL_ARG_WORKSPACE] = memory(ws_md, cpu_engine(), ws.data<uint8_t>());
     p.fwd_prim.execute(s, args);
     s.wait();

@@ -15,7 +15,9 @@ as slow as the convolution.
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 from typing import List, Optional
 
 import paddle
@@ -202,6 +204,22 @@ class ChannelsLast:
         return [n, c, h, w]
 
 
+_chain = threading.local()
+
+
+@contextlib.contextmanager
+def channels_last_chain():
+    """Inside, ``conv_bn(..., channels_last=True)`` may return :class:`ChannelsLast` maps; outside it
+    returns NCHW tensors, so a block called on its own gives what a Paddle layer gives. A net
+    opens it around the layers that pass maps to each other and calls :func:`plain` on the result."""
+    depth = getattr(_chain, "depth", 0)
+    _chain.depth = depth + 1
+    try:
+        yield
+    finally:
+        _chain.depth = depth
+
+
 def plain(x):
     """``x`` as an NCHW tensor (a plain tensor is returned as is)."""
     return x.data.transpose([0, 3, 1, 2]).contiguous() if isinstance(x, ChannelsLast) else x
@@ -242,12 +260,14 @@ def conv_bn(conv: Conv2D, bn: Optional[BatchNorm2D], x, relu: bool = False, resi
 
     On the fast path, in inference (no autograd, ``bn`` with running statistics) it is one oneDNN
     convolution with the norm folded into its weights and the add and ReLU as post-ops, instead of
-    four passes over the output. With ``channels_last`` it returns :class:`ChannelsLast` maps on the
-    fast path, in training too (``x`` and ``residual`` may be either kind). Anywhere else, and when
+    four passes over the output. With ``channels_last``, inside :func:`channels_last_chain`, it returns
+    :class:`ChannelsLast` maps on the fast path, in training too (``x`` and ``residual`` may be
+    either kind). Anywhere else, and when
     a forward hook watches ``conv`` or ``bn``, the layers run one after the other on NCHW tensors.
     """
     cl_in = isinstance(x, ChannelsLast)
     data = x.data if cl_in else x
+    channels_last = channels_last and getattr(_chain, "depth", 0) > 0
     ops = _fast_ops(data)
     args = None if ops is None or _observed(conv, bn) else _conv_args(conv)
     if args is not None and not paddle.is_grad_enabled() and (bn is None or _affine_norm(bn)):

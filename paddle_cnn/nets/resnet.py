@@ -13,7 +13,7 @@ from typing import Sequence, Type
 from paddle import nn
 
 from ._blocks import scaled
-from ._layers import BatchNorm2D, Conv2D, ConvNormReLU, MaxPool2D, ReLU, conv_bn, plain
+from ._layers import BatchNorm2D, Conv2D, ConvNormReLU, MaxPool2D, ReLU, channels_last_chain, conv_bn, plain
 from ._registry import register
 
 
@@ -100,8 +100,9 @@ class ResNet(nn.Layer):
         self.head = nn.Sequential(nn.AdaptiveAvgPool2D(1), nn.Flatten(), nn.Linear(ch, num_classes))
 
     def forward(self, x):
-        # In inference the blocks hand NHWC maps to each other (nets._layers.ChannelsLast).
-        return self.head(plain(self.stages(self.stem(x))))
+        with channels_last_chain():  # the stem and the blocks hand NHWC maps on (nets._layers.ChannelsLast)
+            maps = self.stages(self.stem(x))
+        return self.head(plain(maps))
 
 
 _WIDTHS = (64, 128, 256, 512)
