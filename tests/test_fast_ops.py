@@ -161,15 +161,26 @@ def test_batch_norm_keeps_paddles_kernel_where_gradients_or_batch_statistics_are
     assert x.grad is not None and layer.weight.grad is not None and calls == []
 
 
+_CONVS = ("pcnn_conv_infer", "pcnn_conv2d", "pcnn_conv2d_bias", "pcnn_conv2d_wgrad", "pcnn_conv2d_bias_wgrad")
+
+
+def _recorded(ops, monkeypatch, *others):
+    """A list that every later call of the convolution operators and ``others`` appends
+    (name, last two attributes) to; the operators still run."""
+    calls = []
+    for name in _CONVS + others:
+        original = getattr(ops, name)
+        monkeypatch.setattr(ops, name, lambda *a, _f=original, _n=name: calls.append((_n, a[-2:])) or _f(*a))
+    return calls
+
+
 def test_the_layers_really_call_the_operators(ops, monkeypatch):
     """A guard against a fast path that silently never runs (the tests above would pass either way)."""
-    calls = []
-    for name in ("pcnn_conv2d_bias_wgrad", "pcnn_conv2d", "pcnn_pool2d", "pcnn_act", "pcnn_batch_norm_infer"):
-        original = getattr(ops, name)
-        monkeypatch.setattr(ops, name, lambda *a, _f=original, _n=name: calls.append(_n) or _f(*a))
+    recorded = _recorded(ops, monkeypatch, "pcnn_pool2d", "pcnn_act", "pcnn_batch_norm_infer")
     x = paddle.randn([2, 1, 8, 8])  # the images: no gradient wanted, so the weight-only variant
     hidden = MaxPool2D(2)(Conv2D(1, 4, 3)(x))
     Conv2D(4, 2, 3, bias_attr=False)(hidden)
+    calls = [name for name, _ in recorded]
     assert calls == ["pcnn_conv2d_bias_wgrad", "pcnn_pool2d", "pcnn_conv2d"]
     big = paddle.randn([4, 8, 32, 32])  # above the activations' size floor and the norm's 14x14
     ReLU()(big), Sigmoid()(big), relu(big), sigmoid(big)
@@ -179,6 +190,7 @@ def test_the_layers_really_call_the_operators(ops, monkeypatch):
     with paddle.no_grad():
         norm(big)
         norm(paddle.randn([4, 8, 7, 7]))  # small maps: Paddle's kernel
+    calls = [name for name, _ in recorded]
     assert calls[3:] == ["pcnn_act"] * 4 + ["pcnn_batch_norm_infer"]
 
 
@@ -357,19 +369,6 @@ def test_resnet_backward_equals_the_stock_kernels(ops, stock, name):
     scale = max(float(np.abs(a).max()) for a in results[0])
     for want, got in zip(*results):
         np.testing.assert_allclose(got, want, atol=1e-5 * scale, rtol=1e-4)
-
-
-_CONVS = ("pcnn_conv_infer", "pcnn_conv2d", "pcnn_conv2d_bias", "pcnn_conv2d_wgrad", "pcnn_conv2d_bias_wgrad")
-
-
-def _recorded(ops, monkeypatch, *others):
-    """A list that every later call of the convolution operators and ``others`` appends
-    (name, last two attributes) to; the operators still run."""
-    calls = []
-    for name in _CONVS + others:
-        original = getattr(ops, name)
-        monkeypatch.setattr(ops, name, lambda *a, _f=original, _n=name: calls.append((_n, a[-2:])) or _f(*a))
-    return calls
 
 
 def test_resnet_training_runs_channels_last(ops, monkeypatch):

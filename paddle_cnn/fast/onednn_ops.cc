@@ -169,6 +169,28 @@ struct Output {
   }
 };
 
+// A vector of n floats (biases, per-channel statistics) as oneDNN memory, in place.
+memory vector_memory(const float* data, int64_t n) {
+  return memory(memory::desc({n}, dt::f32, tag::x), cpu_engine(), const_cast<float*>(data));
+}
+memory per_channel(const paddle::Tensor& t) { return vector_memory(t.data<float>(), t.numel()); }
+
+// Batch norm with fixed statistics as the per-channel affine map y = x * a[c] + b[c].
+struct Affine {
+  std::vector<float> a, b;
+};
+Affine norm_affine(const paddle::Tensor& mean, const paddle::Tensor& variance, const paddle::Tensor& scale,
+                   const paddle::Tensor& shift, float epsilon) {
+  const int64_t c = mean.numel();
+  Affine f{std::vector<float>(c), std::vector<float>(c)};
+  const float *m = mean.data<float>(), *v = variance.data<float>(), *g = scale.data<float>(), *h = shift.data<float>();
+  for (int64_t i = 0; i < c; ++i) {
+    f.a[i] = g[i] / std::sqrt(v[i] + epsilon);
+    f.b[i] = h[i] - m[i] * f.a[i];
+  }
+  return f;
+}
+
 // oneDNN reports failures as C++ exceptions, which must not cross into Paddle's operator runner
 // (it would abort the process): they become Paddle errors, which Python sees as exceptions.
 template <class F>
@@ -222,7 +244,7 @@ std::vector<paddle::Tensor> conv_forward(const paddle::Tensor& x, const paddle::
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst.mem}};
   if (b != nullptr) {
     check_cpu_f32(*b, "bias");
-    args[DNNL_ARG_BIAS] = memory(memory::desc({c.oc}, dt::f32, tag::x), cpu_engine(), const_cast<float*>(b->data<float>()));
+    args[DNNL_ARG_BIAS] = per_channel(*b);
   }
   p.fwd_prim.execute(s, args);
   dst.finish(s);
@@ -264,7 +286,7 @@ std::vector<paddle::Tensor> conv_backward(const paddle::Tensor& x, const paddle:
   paddle::Tensor db;
   if (bias) {
     db = empty_like_shape({c.oc});
-    args[DNNL_ARG_DIFF_BIAS] = memory(memory::desc({c.oc}, dt::f32, tag::x), cpu_engine(), db.data<float>());
+    args[DNNL_ARG_DIFF_BIAS] = per_channel(db);
   }
   p.bwd_weights_prim.execute(s, args);
   dwei.finish(s);
@@ -377,12 +399,12 @@ struct AffinePrims {
 AffinePrims& affine_prims(const std::vector<int64_t>& shape) {
   return cached<AffinePrims>(key_of({shape[0], shape[1], shape[2], shape[3]}), [&] {
     memory::desc md({shape[0], shape[1], shape[2], shape[3]}, dt::f32, tag::nchw);
-    memory::desc per_channel({1, shape[1], 1, 1}, dt::f32, tag::nchw);
+    memory::desc channel_md({1, shape[1], 1, 1}, dt::f32, tag::nchw);
     dnnl::post_ops post;
-    post.append_binary(dnnl::algorithm::binary_add, per_channel);
+    post.append_binary(dnnl::algorithm::binary_add, channel_md);
     dnnl::primitive_attr attr;
     attr.set_post_ops(post);
-    auto pd = dnnl::binary::primitive_desc(cpu_engine(), dnnl::algorithm::binary_mul, md, per_channel, md, attr);
+    auto pd = dnnl::binary::primitive_desc(cpu_engine(), dnnl::algorithm::binary_mul, md, channel_md, md, attr);
     return AffinePrims{pd, dnnl::binary(pd)};
   });
 }
@@ -611,20 +633,16 @@ std::vector<paddle::Tensor> NormInferFwd(const paddle::Tensor& x, const paddle::
     for (auto* t : {&mean, &variance, &scale, &bias}) PD_CHECK(t->numel() == c, "pcnn batch norm: one value per channel");
     auto out = empty_like_shape(x.shape());
     if (x.numel() == 0) return {out};
-    std::vector<float> a(c), b(c);
-    const float *m = mean.data<float>(), *v = variance.data<float>(), *g = scale.data<float>(), *h = bias.data<float>();
-    for (int64_t i = 0; i < c; ++i) {
-      a[i] = g[i] / std::sqrt(v[i] + epsilon);
-      b[i] = h[i] - m[i] * a[i];
-    }
+    const auto f = norm_affine(mean, variance, scale, bias, epsilon);
     auto& p = affine_prims(x.shape());
     dnnl::stream s(cpu_engine());
-    memory::desc per_channel({1, c, 1, 1}, dt::f32, tag::nchw);
+    memory::desc channel_md({1, c, 1, 1}, dt::f32, tag::nchw);
     memory src(p.pd.src0_desc(), cpu_engine(), const_cast<float*>(x.data<float>()));
     memory dst(p.pd.dst_desc(), cpu_engine(), out.data<float>());
     p.prim.execute(s, {{DNNL_ARG_SRC_0, src},
-                       {DNNL_ARG_SRC_1, memory(per_channel, cpu_engine(), a.data())},
-                       {DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, memory(per_channel, cpu_engine(), b.data())},
+                       {DNNL_ARG_SRC_1, memory(channel_md, cpu_engine(), const_cast<float*>(f.a.data()))},
+                       {DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
+                        memory(channel_md, cpu_engine(), const_cast<float*>(f.b.data()))},
                        {DNNL_ARG_DST, dst}});
     s.wait();
     return {out};
@@ -655,7 +673,7 @@ PD_BUILD_OP(pcnn_batch_norm_infer)
 
 // Inference only (no autograd): a convolution with an optional batch norm (running statistics), an
 // optional residual add and an optional ReLU, in one oneDNN primitive. The norm is folded into the
-// convolution (w' = w * a[o], b' = (b - mean) * a + shift with a = scale / sqrt(var + eps)); the
+// convolution (w' = w * a[o], b' = b * a + shift - mean * a with a = scale / sqrt(var + eps)); the
 // residual and the ReLU are post-ops, so none of them is a separate pass over the output (ResNet's
 // blocks spent a fifth of evaluation in those passes). channels_last_in/out as for pcnn_conv2d.
 struct InferPrims {
@@ -725,14 +743,12 @@ std::vector<paddle::Tensor> ConvInferFwd(const paddle::Tensor& x, const paddle::
     std::vector<float> folded_w, folded_b(c.oc, 0.f);
     const float* wd = w.data<float>();
     if (bias) std::copy(bias->data<float>(), bias->data<float>() + c.oc, folded_b.begin());
-    if (norm) {
+    if (norm) {  // w' = w * a[o], b' = b * a[o] + (shift - mean * a)[o]
+      const auto f = norm_affine(*mean, *variance, *scale, *shift, epsilon);
       folded_w.resize(w.numel());
-      const float *m = mean->data<float>(), *v = variance->data<float>(), *g = scale->data<float>(),
-                  *h = shift->data<float>();
       for (int64_t o = 0; o < c.oc; ++o) {
-        const float a = g[o] / std::sqrt(v[o] + epsilon);
-        for (int64_t i = 0; i < per_out; ++i) folded_w[o * per_out + i] = wd[o * per_out + i] * a;
-        folded_b[o] = (folded_b[o] - m[o]) * a + h[o];
+        for (int64_t i = 0; i < per_out; ++i) folded_w[o * per_out + i] = wd[o * per_out + i] * f.a[o];
+        folded_b[o] = folded_b[o] * f.a[o] + f.b[o];
       }
       wd = folded_w.data();
     }
@@ -750,7 +766,7 @@ std::vector<paddle::Tensor> ConvInferFwd(const paddle::Tensor& x, const paddle::
     std::unordered_map<int, memory> args{
         {DNNL_ARG_SRC, src},
         {DNNL_ARG_WEIGHTS, wei},
-        {DNNL_ARG_BIAS, memory(memory::desc({c.oc}, dt::f32, tag::x), cpu_engine(), folded_b.data())},
+        {DNNL_ARG_BIAS, vector_memory(folded_b.data(), c.oc)},
         {DNNL_ARG_DST, dst.mem}};
     if (res_kind != kNone) {
       memory res(user_dst, cpu_engine(), const_cast<float*>(residual->data<float>()));
@@ -825,10 +841,6 @@ NormTrainPrims& norm_train_prims(const std::vector<int64_t>& nhwc, float epsilon
                                                                   flags, fwd);
     return NormTrainPrims{fwd, bwd, dnnl::batch_normalization_forward(fwd), dnnl::batch_normalization_backward(bwd)};
   });
-}
-
-memory per_channel(const paddle::Tensor& t) {
-  return memory(memory::desc({t.numel()}, dt::f32, tag::x), cpu_engine(), const_cast<float*>(t.data<float>()));
 }
 
 std::vector<paddle::Tensor> NormTrainFwd(const paddle::Tensor& x, const paddle::Tensor& scale,
