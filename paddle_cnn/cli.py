@@ -174,11 +174,57 @@ def _cmd_board(args: argparse.Namespace) -> int:
         cwd, logdirs = runs.parent, [runs.name]
     else:
         cwd, logdirs = runs, sorted(p.name for p in runs.iterdir() if p.is_dir() and any(p.rglob(VDL_FILE)))
+    _refuse_busy_port(args.host, args.port)
     print(f"VisualDL: http://{args.host}:{args.port}/  (logs from {args.runs}; Ctrl-C stops it)", flush=True)
+    server = subprocess.Popen(board_command(logdirs, args.host, args.port), cwd=cwd, preexec_fn=_die_with_parent)
     try:
-        return subprocess.call(board_command(logdirs, args.host, args.port), cwd=cwd)
-    except KeyboardInterrupt:
+        return server.wait()
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the server goes down with us
         return 0
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
+def _refuse_busy_port(host: str, port: int) -> None:
+    """VisualDL prints "Port ... is in use" and then hangs instead of exiting: ask the system first."""
+    import errno
+    import socket
+
+    from paddle_cnn.errors import UserError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise UserError(f"--host {host}: not an address of this machine ({exc.strerror})") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as VisualDL's server binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise UserError(f"port {port} on {host} is in use by another program (another paddle-cnn board?); "
+                                "stop it or choose another --port") from None
+            if exc.errno == errno.EACCES:
+                raise UserError(f"port {port} on {host} needs privileges; choose a --port above 1023") from None
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise UserError(f"--host {host}: not an address of this machine") from None
+            raise
+
+
+def _die_with_parent() -> None:
+    """In the VisualDL child: the kernel sends it SIGTERM when ``board`` dies, even by SIGKILL."""
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def build_parser() -> argparse.ArgumentParser:

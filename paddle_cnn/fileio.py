@@ -4,11 +4,14 @@ A reader (or a process killed half-way) sees either the old file or the new one,
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import re
 import signal
 import tempfile
 from pathlib import Path
-from typing import Callable, Union
+from typing import Callable, Iterator, Union
 
 PathLike = Union[str, Path]
 
@@ -32,23 +35,83 @@ def _umask() -> int:
     return mask
 
 
+# Failures a user causes from outside (a full or read-only disk, a file where a folder should be, no
+# permission): the entry points explain these in one line instead of a traceback.
+OUTSIDE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM,
+                  errno.EFBIG, errno.ENAMETOOLONG}
+_ADVICE = {
+    errno.ENOSPC: "free space on that disk or choose another --out",
+    errno.EDQUOT: "free space within your quota or choose another --out",
+    errno.EFBIG: "the file system cannot hold a file this large; choose another --out",
+    errno.EROFS: "that file system is mounted read-only; choose a writable --out",
+    errno.ENOTDIR: "a part of that path is a file, not a folder; choose another path",
+    errno.EISDIR: "that path is a folder; give a file name",
+    errno.EACCES: "no permission for that path; choose another or fix its permissions",
+    errno.EPERM: "no permission for that path; choose another or fix its permissions",
+    errno.ENAMETOOLONG: "choose a shorter path",
+}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``PATH: what the system said; what to do`` for an error in :data:`OUTSIDE_ERRNOS`."""
+    where = exc.filename if exc.filename is not None else "(path not reported)"
+    return f"{where}: {exc.strerror or os.strerror(exc.errno)}; {_ADVICE.get(exc.errno, 'see the path')}"
+
+
+@contextlib.contextmanager
+def writing(path: PathLike) -> Iterator[None]:
+    """Name ``path`` in an outside error raised while writing it: Python's own calls name a file,
+    but safetensors, VisualDL and matplotlib raise errors ("No space left on device (os error 28)")
+    that name none."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in OUTSIDE_ERRNOS and exc.filename is None:
+            raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from exc
+        raise
+    except Exception as exc:  # noqa: BLE001 - re-raised unless it is an OS error in disguise
+        code = _os_error_code(exc)
+        if code in OUTSIDE_ERRNOS:
+            raise OSError(code, os.strerror(code), str(path)) from exc
+        raise
+
+
+def _os_error_code(exc: BaseException):
+    """The errno inside a wrapped error (Rust's "(os error 28)", or an OSError cause), else None."""
+    match = re.search(r"os error (\d+)", str(exc))
+    if match:
+        return int(match.group(1))
+    cause = exc.__cause__ or exc.__context__
+    return cause.errno if isinstance(cause, OSError) else None
+
+
 def atomic_write(path: PathLike, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)`` then move the finished, fsynced file to ``path``."""
+    """Call ``write(tmp_path)`` then move the finished, fsynced file to ``path``; on any failure the
+    temporary file is removed and ``path`` is as it was."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the user's files get their usual mode
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with writing(path):
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the user's files get their usual mode
+            write(tmp)
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
     _fsync_dir(path.parent)
     return path
+
+
+def atomic_copy(src: PathLike, dest: PathLike) -> Path:
+    """Copy ``src`` to ``dest`` whole or not at all (a full disk leaves no partial copy)."""
+    import shutil
+
+    return atomic_write(dest, lambda tmp: shutil.copyfile(src, tmp))
 
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> Path:

@@ -1,11 +1,52 @@
 """Shared fixtures. Real-data tests use `real_data_dir`; they skip locally without data, but fail
 when PADDLE_CNN_REQUIRE_DATA=1 (set by .ci/run) so CI never passes by skipping them."""
 import os
+import signal
+import time
+import uuid
 from pathlib import Path
 
 import numpy as np
 import paddle
 import pytest
+
+# Every process the suite starts inherits this marker, so the end of the session can find any that
+# outlived it (a VisualDL server left behind by `board`, a stuck launcher) wherever it was reparented.
+SESSION_MARK = "PADDLE_CNN_TEST_SESSION"
+os.environ.setdefault(SESSION_MARK, uuid.uuid4().hex)
+
+
+def _marked_processes():
+    mark = f"{SESSION_MARK}={os.environ[SESSION_MARK]}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if mark in (entry / "environ").read_bytes().split(b"\0"):
+                if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                    found.append((int(entry.name), (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()))
+        except OSError:
+            continue
+    return found
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run if a process of the suite outlives it (then end it, so nothing is left behind)."""
+    deadline = time.time() + 10
+    left = _marked_processes()
+    while left and time.time() < deadline:
+        time.sleep(0.5)
+        left = _marked_processes()
+    if left:
+        for pid, _ in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        print("\nprocesses started by the test suite outlived it (killed now):\n" +
+              "\n".join(f"  {pid}: {cmd[:200]}" for pid, cmd in left))
+        session.exitstatus = 1
 
 
 @pytest.fixture(autouse=True)

@@ -196,8 +196,10 @@ def test_steps_that_finished_before_a_failure_reach_visualdl(tmp_path, synthetic
 
     monkeypatch.setattr(callbacks.TrainMeter, "on_train_batch_end", interrupted_at_step_5)
     trainer = Trainer(_config(synthetic_csvs), tmp_path / "run", verbose=False)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match=r"interrupted during epoch 1, step 5; no checkpoint was written "
+                                                r"yet in .*; continue with: paddle-cnn train --resume .*run"):
         trainer.fit()
+    assert (tmp_path / "run" / ".lock").read_text() == ""  # released
     assert [s for s, _ in _vdl_steps(tmp_path / "run", "train/loss")] == [1, 2, 3, 4]
     assert [s for s, _ in _vdl_steps(tmp_path / "run", "train/acc_running")] == [1, 2, 3, 4]
 

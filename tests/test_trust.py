@@ -100,7 +100,7 @@ def test_other_ranks_of_a_job_follow_rank_zero_without_checking_its_lock(finishe
             RunDir(finished_run).check_resume(_config(csv_pair, epochs=2))  # another job's writer
         rank1 = RunDir(finished_run, writer=False)
         rank1.check_new(overwrite=False)  # the files and the lock are its own job's
-        assert rank1.check_resume(_config(csv_pair, epochs=2)).run.epoch == 2
+        assert rank1.check_resume(_config(csv_pair, epochs=2)).epoch == 2
     finally:
         rank0.release()
 
@@ -263,16 +263,21 @@ def _copy_run(src, dst):
     return dst
 
 
-def test_flipped_bytes_in_tensor_data_are_refused_and_best_is_kept(finished_run, tmp_path):
+def test_flipped_bytes_in_tensor_data_are_refused_and_resume_continues_from_an_intact_epoch(finished_run, tmp_path):
     run = _copy_run(finished_run, tmp_path / "run")
     model = run / "checkpoints" / "latest" / "model.safetensors"
     raw = bytearray(model.read_bytes())
     raw[-10] ^= 0xFF  # inside the tensor data, past the header: safetensors itself loads this happily
     model.write_bytes(bytes(raw))
-    best = (run / "checkpoints" / "best" / "model.safetensors").read_bytes()
+    epoch_2 = (run / "checkpoints" / "epoch_2" / "model.safetensors").read_bytes()
     _one_line_error(_cli("evaluate", run, "--which", "latest"), "sha256 differs")
-    _one_line_error(_cli("train", "--resume", run, "--epochs", 3), "sha256 differs")
-    assert (run / "checkpoints" / "best" / "model.safetensors").read_bytes() == best
+    # A resume is not refused while an intact epoch survives: it continues from there and says why.
+    res = _cli("train", "--resume", run, "--epochs", 3)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "resuming from checkpoint 'epoch_2' (epoch 2), the newest intact one: checkpoints/latest is damaged" \
+        in res.stdout and "sha256 differs" in res.stdout
+    assert list((run / "checkpoints").glob("damaged-*/latest/model.safetensors"))[0].read_bytes() == bytes(raw)
+    assert (run / "checkpoints" / "epoch_2" / "model.safetensors").read_bytes() == epoch_2
 
 
 @pytest.mark.parametrize("file,edit,message", [
@@ -287,9 +292,12 @@ def test_flipped_bytes_in_tensor_data_are_refused_and_best_is_kept(finished_run,
 ])
 def test_bad_types_in_run_files_are_refused_before_anything_is_written(finished_run, tmp_path, file, edit, message):
     run = _copy_run(finished_run, tmp_path / "run")
-    data = json.loads((run / file).read_text())
-    edit(data)
-    (run / file).write_text(json.dumps(data))
+    # A damaged 'latest' alone is resumed past (tests/test_rundir.py): damage every checkpoint alike.
+    files = sorted(run.glob("checkpoints/*/state.json")) if file.startswith("checkpoints/") else [run / file]
+    for path in files:
+        data = json.loads(path.read_text())
+        edit(data)
+        path.write_text(json.dumps(data))
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
     res = _cli("train", "--resume", run)
     _one_line_error(res, file.split("/")[-1], message)

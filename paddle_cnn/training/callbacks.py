@@ -8,9 +8,9 @@ reseed, meter, schedule, validate, VisualDL, checkpoint, then progress
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import math
-import shutil
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
@@ -18,7 +18,7 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 import paddle
 
-from ..fileio import crash_point
+from ..fileio import atomic_copy, crash_point, writing
 from . import plots
 from .parallel import mean_over_processes
 from .rundir import EpochRow, RunState
@@ -26,12 +26,55 @@ from .rundir import EpochRow, RunState
 VDL_FILE = "vdlrecords.run.log"  # one fixed name: VisualDL reads a single file per run folder
 
 
-def open_log(logdir: Path):
-    """The run's VisualDL writer, appending to its one log file (VisualDL prints a notice when it appends)."""
-    from visualdl import LogWriter
+class RunLog:
+    """VisualDL's LogWriter that does not lose records silently: VisualDL's writer thread catches a
+    failed write (a full disk), prints a warning and drops every later record. Here the failure is
+    kept and raised as an OSError naming the log at the next flush or close."""
 
-    with contextlib.redirect_stdout(io.StringIO()):
-        return LogWriter(logdir=str(logdir), file_name=VDL_FILE)
+    def __init__(self, logdir: Path):
+        from visualdl import LogWriter
+
+        self.path = logdir / VDL_FILE
+        with writing(self.path), contextlib.redirect_stdout(io.StringIO()):  # it prints when it appends
+            self._writer = LogWriter(logdir=str(logdir), file_name=VDL_FILE)
+        self._failures: List[BaseException] = []
+        # VisualDL 2.5: LogWriter -> RecordFileWriter -> _AsyncWriter -> RecordWriter.write, run on the
+        # writer thread; the one place its errors can be seen.
+        record = self._writer._get_file_writer()._async_writer._record_writer
+        write = record.write
+
+        def checked_write(data):
+            try:
+                return write(data)
+            except BaseException as exc:
+                self._failures.append(exc)
+                raise
+
+        record.write = checked_write
+
+    def __getattr__(self, name):  # add_scalar, add_image, add_hparams, ...
+        return getattr(self._writer, name)
+
+    def _check(self) -> None:
+        if self._failures:
+            exc = self._failures[0]
+            code = getattr(exc, "errno", None) or errno.EIO
+            raise OSError(code, getattr(exc, "strerror", None) or str(exc), str(self.path))
+
+    def flush(self) -> None:
+        with writing(self.path):
+            self._writer.flush()
+        self._check()
+
+    def close(self) -> None:
+        with contextlib.redirect_stdout(io.StringIO()), writing(self.path):
+            self._writer.close()
+        self._check()
+
+
+def open_log(logdir: Path) -> RunLog:
+    """The run's VisualDL writer, appending to its one log file."""
+    return RunLog(logdir)
 
 
 def seed_everything(seed: int) -> None:
@@ -68,9 +111,11 @@ class TrainMeter(paddle.callbacks.Callback):
         super().__init__()
         self.state, self.optimizer, self.describe_latest = state, optimizer, describe_latest
         self.world_size = world_size  # shards are equal (BatchLoader), so the global batch is local x processes
+        self.steps = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self.loss_sum, self.seen, self.loss, self.acc = 0.0, 0, float("nan"), float("nan")
+        self.steps = 0  # finished in this epoch
         self.lr = float(self.optimizer.get_lr())
         self.started = time.perf_counter()
 
@@ -85,6 +130,7 @@ class TrainMeter(paddle.callbacks.Callback):
         self.loss_sum += loss * batch
         self.seen += batch
         self.state.global_step += 1
+        self.steps = step + 1
         crash_point("step")
 
     @property
@@ -161,9 +207,7 @@ class VisualDLLog(paddle.callbacks.Callback):
         log = self.logdir / VDL_FILE
         keep = self.state.vdl_log_bytes if self.state.epoch else 0
         if log.is_file() and log.stat().st_size > (keep or 0):
-            aside = self.logdir / "interrupted" / f"vdlrecords.{int(time.time())}.log"
-            aside.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(log, aside)
+            atomic_copy(log, self.logdir / "interrupted" / f"vdlrecords.{int(time.time())}.log")
             with open(log, "rb+") as f:
                 f.truncate(keep or 0)
         self.writer = open_log(self.logdir)

@@ -24,7 +24,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from ..errors import UserError
-from ..fileio import _fsync_dir, crash_point
+from ..fileio import _fsync_dir, crash_point, writing
 
 PathLike = Union[str, Path]
 MODEL_FILE = "model.safetensors"
@@ -63,10 +63,12 @@ def optimizer_tensors(optimizer: paddle.optimizer.Optimizer, net: paddle.nn.Laye
 def _write_folder(folder: Path, net, optimizer, state: Dict[str, Any]) -> None:
     folder.mkdir(parents=True)
     model = {k: v.numpy() for k, v in net.state_dict().items()}
-    save_file(model, str(folder / MODEL_FILE), metadata={"format": FORMAT})
+    with writing(folder / MODEL_FILE):  # safetensors' errors name no file
+        save_file(model, str(folder / MODEL_FILE), metadata={"format": FORMAT})
     crash_point("checkpoint-file")
     if optimizer is not None:
-        save_file(optimizer_tensors(optimizer, net), str(folder / OPTIMIZER_FILE), metadata={"format": FORMAT})
+        with writing(folder / OPTIMIZER_FILE):
+            save_file(optimizer_tensors(optimizer, net), str(folder / OPTIMIZER_FILE), metadata={"format": FORMAT})
     state = dict(state, tensors={f.name: sha256(f) for f in sorted(folder.glob("*.safetensors"))})
     (folder / STATE_FILE).write_text(json.dumps(state, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     for f in folder.iterdir():
@@ -135,6 +137,22 @@ def read_state(folder: PathLike) -> Dict[str, Any]:
     if not isinstance(tensors, dict) or not all(isinstance(v, str) for v in tensors.values()):
         raise CheckpointError(f"{folder / STATE_FILE}: key 'tensors' must map file names to sha256 digests")
     return state
+
+
+def verify(folder: PathLike) -> Path:
+    """The checkpoint folder (or its moved-aside copy) if its state reads and every tensor file it
+    lists is present with the recorded sha256; else CheckpointError naming the first fault."""
+    folder = resolve(folder)
+    tensors = read_state(folder)["tensors"]
+    if MODEL_FILE not in tensors:
+        raise CheckpointError(f"{folder / STATE_FILE}: lists no {MODEL_FILE}")
+    for name, digest in sorted(tensors.items()):
+        path = folder / name
+        if not path.is_file():
+            raise CheckpointError(f"{path}: file missing from the checkpoint")
+        if sha256(path) != digest:
+            raise CheckpointError(f"{path}: sha256 differs from the one recorded in {STATE_FILE}")
+    return folder
 
 
 def sha256(path: Path) -> str:

@@ -87,6 +87,29 @@ class CheckpointState:
     tensors: Dict[str, str]  # sha256 of each tensor file, checked before loading
 
 
+@dataclass
+class ResumePoint:
+    """Where a resume continues, and what it found on the way there."""
+
+    name: str  # 'latest', 'best' or 'epoch_N'
+    folder: Path  # the verified folder (a moved-aside copy if a swap was cut short)
+    state: CheckpointState
+    damaged: Dict[str, str] = field(default_factory=dict)  # checkpoint name -> why it cannot be used
+
+    @property
+    def epoch(self) -> int:
+        return self.state.run.epoch
+
+    def describe(self) -> str:
+        """One line for the user: which checkpoint, and why not 'latest' when it is another."""
+        what = f"checkpoint '{self.name}' (epoch {self.epoch})"
+        if self.name == "latest":
+            return what
+        why = self.damaged.get("latest", "missing")
+        return f"{what}, the newest intact one: checkpoints/latest is {why if why == 'missing' else 'damaged'}" + \
+            ("" if why == "missing" else f" ({why})")
+
+
 class RunDir:
     """One run folder. Only rank 0 of a data-parallel job writes (``writer=False`` elsewhere)."""
 
@@ -120,9 +143,9 @@ class RunDir:
     def holds_files(self) -> bool:
         return self.path.is_dir() and any(p.name != LOCK_FILE for p in self.path.iterdir())
 
-    def check_resume(self, config: RunConfig) -> Optional[CheckpointState]:
-        """The saved config must agree with ``config`` (but for :data:`RESUMABLE_CHANGES`); returns the
-        latest checkpoint's state, validated, or None if the run died before its first one."""
+    def check_resume(self, config: RunConfig) -> Optional[ResumePoint]:
+        """The saved config must agree with ``config`` (but for :data:`RESUMABLE_CHANGES`); returns
+        :meth:`resume_point`, or None if the run died before its first checkpoint."""
         if self.path.exists() and not self.path.is_dir():
             raise RunDirError(f"{self.path}: is a file, not a run folder")
         if not (self.path / "config.json").is_file():
@@ -136,11 +159,43 @@ class RunDir:
             raise RunDirError(f"{self.path}: the command line disagrees with the run's config.json ({lines}); "
                               "resume with the saved settings or start a new run")
         self._refuse_if_in_use()
-        try:
-            ckpt.resolve(self.checkpoints / "latest")
-        except ckpt.CheckpointError:
-            return None
-        return self.read_checkpoint("latest")
+        return self.resume_point()
+
+    def checkpoint_names(self) -> List[str]:
+        """Every checkpoint folder name present (latest, best, epoch_N; a moved-aside copy counts)."""
+        if not self.checkpoints.is_dir():
+            return []
+        names = {p.name.removeprefix(".").removesuffix(".old") for p in self.checkpoints.iterdir() if p.is_dir()}
+        return sorted(n for n in names if n in ("latest", "best") or (n.startswith("epoch_") and n[6:].isdigit()))
+
+    def resume_point(self) -> Optional["ResumePoint"]:
+        """The checkpoint a resume continues from: the newest intact one among latest, best and every
+        epoch_N (newest by epoch, 'latest' first among equals; intact means every tensor file has its
+        recorded sha256). None only when the run holds no checkpoint folder at all: a missing or
+        damaged 'latest' never means "start over" while an earlier epoch survives, and checkpoints
+        that are all damaged are refused rather than trained over."""
+        names = self.checkpoint_names()
+        readable, damaged = [], {}
+        for name in names:
+            try:
+                readable.append((name, self.read_checkpoint(name)))
+            except ckpt.CheckpointError as exc:
+                damaged[name] = str(exc)
+        # Newest first; verify (hash) only until one is intact.
+        readable.sort(key=lambda item: (item[1].run.epoch, item[0] == "latest"), reverse=True)
+        for name, state in readable:
+            try:
+                folder = ckpt.verify(self.checkpoints / name)
+            except ckpt.CheckpointError as exc:
+                damaged[name] = str(exc)
+                continue
+            return ResumePoint(name, folder, state, damaged=dict(sorted(damaged.items())))
+        if names:
+            first = next(iter(sorted(damaged.items())))
+            raise RunDirError(f"{self.checkpoints}: none of its {len(names)} checkpoints is intact (first: "
+                              f"{first[1]}); refusing to train over them: move the folder aside, or start "
+                              "again with --overwrite")
+        return None
 
     def read_checkpoint(self, which: str = "latest") -> CheckpointState:
         """The typed state.json of ``checkpoints/{which}`` (best, latest or epoch_N)."""
@@ -175,6 +230,21 @@ class RunDir:
         self.lock()
         for leftover in self.checkpoints.glob(".tmp-*"):
             shutil.rmtree(leftover)  # a checkpoint write that a crash cut short
+
+    def set_aside(self, names) -> List[Path]:
+        """Move damaged checkpoint folders to ``checkpoints/damaged-TIME/`` so that nothing the run
+        writes next lands on them (they stay for the user to inspect)."""
+        if not self.writer or not names:
+            return []
+        aside = self.checkpoints / f"damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+        moved = []
+        for name in names:
+            for src in (self.checkpoints / name, self.checkpoints / f".{name}.old"):
+                if src.exists():
+                    aside.mkdir(exist_ok=True)
+                    os.replace(src, aside / src.name)
+                    moved.append(aside / src.name)
+        return moved
 
     def lock(self) -> None:
         if self._lock_fd is not None or not self.writer:
@@ -267,6 +337,7 @@ class RunDir:
         """Where the last good checkpoint is, or that there is none yet (for error messages)."""
         try:
             folder = ckpt.resolve(self.checkpoints / "latest")
+            epoch = self.read_checkpoint("latest").run.epoch
         except ckpt.CheckpointError:
             return f"no checkpoint was written yet in {self.path}"
-        return f"the last good checkpoint is {folder}"
+        return f"the last good checkpoint is {folder} (checkpoints/latest is epoch {epoch})"

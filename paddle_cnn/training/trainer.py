@@ -32,6 +32,7 @@ from .losses import AuxiliaryLoss, MainAccuracy
 from .parallel import world
 from .progress import Job, ShowProgress
 from .rundir import CheckpointState, RunDir, RunDirError, RunState
+from ..errors import Interrupted, interrupt_status
 from ..fileio import atomic_savez
 
 PathLike = Union[str, Path]
@@ -118,17 +119,20 @@ class Trainer:
                            amp_configs="O1" if config.amp else None)
         self.state = RunState()
         if saved is not None:
-            folder = self.run.checkpoint_folder("latest")
-            ckpt.load_weights(folder, self.net)  # checksums verified first
-            ckpt.load_optimizer(folder, self.optimizer, self.net)
-            self.state = saved.run
+            ckpt.load_weights(saved.folder, self.net)  # checksums verified first
+            ckpt.load_optimizer(saved.folder, self.optimizer, self.net)
+            self.state = saved.state.run
         self.state.commands.append(invocation())
         # 2. Only now: lock the folder, move an old run aside (--overwrite), write the config.
         self.run.claim(overwrite=overwrite and not resume)
+        moved = self.run.set_aside(list(saved.damaged)) if saved is not None else []
         self.run.save_config(config)
         if self.verbose and resume:
-            print(f"{self.run_dir}: resuming from checkpoint 'latest' (epoch {self.state.epoch}); continuing at "
-                  f"epoch {self.state.epoch + 1} of {config.epochs}", flush=True)
+            where = "no checkpoint was written yet" if saved is None else f"resuming from {saved.describe()}"
+            print(f"{self.run_dir}: {where}; continuing at epoch {self.state.epoch + 1} of {config.epochs}",
+                  flush=True)
+            for path in moved:
+                print(f"{self.run_dir}: moved the damaged checkpoint {path.name} to {path.parent}", flush=True)
 
     def checkpoint_state(self) -> CheckpointState:
         c = self.config
@@ -177,6 +181,13 @@ class Trainer:
                 # it tracks global statistics (it always has); nothing a user can act on.
                 warnings.filterwarnings("ignore", message="When training, we now always track global mean")
                 self.model.fit(self.train_loader, epochs=remaining, verbose=0, callbacks=callbacks + [inert])
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM through the entry points' handler
+            if vdl is not None:
+                vdl.salvage()
+            at = f"step {meter.steps + 1}" if meter.steps < len(self.train_loader) else "its end-of-epoch work"
+            raise Interrupted(f"interrupted during epoch {st.epoch + 1}, {at}; "
+                              f"{self.run.describe_latest()}; continue with: paddle-cnn train --resume "
+                              f"{self.run_dir}", interrupt_status(exc)) from None
         except BaseException:
             if vdl is not None:
                 vdl.salvage()

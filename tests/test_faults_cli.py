@@ -1,0 +1,244 @@
+"""End to end, as a user meets them: real signals, real full and read-only file systems, a busy port.
+Each ends in one line on stderr and a known exit status, with nothing the user had lost."""
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = dict(os.environ, PYTHONPATH=str(ROOT), PADDLE_CNN_PROGRESS="")
+
+
+def _cli(*args, cwd, timeout=600):
+    return subprocess.run([sys.executable, "-m", "paddle_cnn", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd, env=ENV)
+
+
+def _one_line(res, status, *fragments):
+    assert res.returncode == status, (res.returncode, res.stdout[-2000:], res.stderr[-2000:])
+    lines = [ln for ln in res.stderr.strip().splitlines() if "ccache" not in ln and "warnings.warn" not in ln]
+    assert "Traceback" not in res.stderr and len(lines) == 1, res.stderr
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from conftest import synthetic_images
+    from paddle_cnn import datasets as D
+
+    root = tmp_path_factory.mktemp("faults")
+    tr, tl = synthetic_images(1200, seed=1)
+    te, tel = synthetic_images(120, seed=2)
+    return D.write_csv(root / "train.csv", tr, labels=tl), D.write_csv(root / "test.csv", te, labels=tel)
+
+
+def _flags(data, epochs=2):
+    return ["--net", "standard_cnn", "--train-csv", data[0], "--test-csv", data[1], "--val-size", "80",
+            "--epochs", str(epochs), "--batch-size", "16", "--log-every", "1"]
+
+
+@pytest.fixture(scope="module")
+def finished(data, tmp_path_factory):
+    run = tmp_path_factory.mktemp("finished") / "run"
+    res = _cli("train", *_flags(data), "--out", run, cwd=run.parent)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return run
+
+
+@contextlib.contextmanager
+def _tmpfs(where: Path, size: str):
+    where.mkdir(parents=True, exist_ok=True)
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True,
+                         text=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({res.stderr.strip() or res.returncode}): needs root and a "
+                    "kernel that allows mounts in this container")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def _leftovers(folder: Path):
+    return sorted(str(p) for p in folder.rglob("*") if p.name.startswith(".tmp-") or p.name.endswith(".tmp"))
+
+
+# ------------------------------------------------------------------ resume never starts over
+
+
+def test_resume_without_latest_continues_from_epoch_2_from_the_command_line(finished, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    shutil.rmtree(run / "checkpoints" / "latest")
+    epoch_1 = (run / "checkpoints" / "epoch_1" / "model.safetensors").stat()
+    res = _cli("train", "--resume", run, "--epochs", "3", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "resuming from checkpoint 'epoch_2' (epoch 2)" in res.stdout and "continuing at epoch 3 of 3" in res.stdout
+    assert "epoch 1/3" not in res.stdout and "epoch 3/3" in res.stdout
+    after = (run / "checkpoints" / "epoch_1" / "model.safetensors").stat()
+    assert (after.st_ino, after.st_mtime_ns) == (epoch_1.st_ino, epoch_1.st_mtime_ns)
+
+
+# ------------------------------------------------------------------ Ctrl-C and SIGTERM
+
+
+def _train_until(data, run, line_fragment, sig):
+    proc = subprocess.Popen([sys.executable, "-m", "paddle_cnn", "train", *map(str, _flags(data, epochs=40)),
+                             "--out", str(run)], cwd=run.parent, env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    seen = []
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if line_fragment in line:
+                proc.send_signal(sig)
+                break
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, "".join(seen) + out, err)
+
+
+@pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_mid_epoch_is_one_line_naming_where_and_how_to_continue(data, tmp_path, sig, status):
+    run = tmp_path / "run"
+    res = _train_until(data, run, "epoch 2/40 step 3/", sig)
+    line = _one_line(res, status, "interrupted during epoch 2, step", "checkpoints/latest is epoch 1",
+                     f"continue with: paddle-cnn train --resume {run}")
+    assert "FatalError" not in res.stderr and "KeyboardInterrupt" not in res.stderr, line
+    assert (run / ".lock").read_text() == ""
+    assert not _leftovers(run)
+    again = _cli("train", "--resume", run, "--epochs", "2", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resuming from checkpoint 'latest' (epoch 1); continuing at epoch 2 of 2" in again.stdout
+
+
+# ------------------------------------------------------------------ full, read-only and wrong folders
+
+
+def test_a_full_disk_while_checkpointing_is_one_line_and_leaves_nothing_half_written(data, tmp_path):
+    with _tmpfs(tmp_path / "small", "1m") as disk:  # config and logs fit, a 4 MB checkpoint does not
+        res = _cli("train", *_flags(data), "--out", disk / "run", cwd=tmp_path)
+        line = _one_line(res, 2, "No space left on device", "free space on that disk or choose another --out")
+        assert str(disk / "run") in line
+        assert not _leftovers(disk)
+        assert not (disk / "run" / "checkpoints" / "epoch_1").exists()
+
+
+def test_a_full_disk_while_resuming_leaves_no_partial_log_copy(finished, data, tmp_path):
+    with _tmpfs(tmp_path / "small", "6m") as disk:
+        run = disk / "run"
+        shutil.copytree(finished, run, ignore=shutil.ignore_patterns("epoch_*", "best"))
+        with open(run / "vdl" / "vdlrecords.run.log", "ab") as log:  # records of an epoch cut short
+            log.write(b"\0" * 4096)
+        filler = disk / "filler"
+        with open(filler, "wb") as f:  # leave about 100 KB free: no room for a 4 MB checkpoint
+            with contextlib.suppress(OSError):
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+        os.truncate(filler, filler.stat().st_size - 100_000)
+        res = _cli("train", "--resume", run, "--epochs", "3", cwd=tmp_path)
+        _one_line(res, 2, "No space left on device", str(run))
+        assert not _leftovers(disk)
+        for f in (run / "vdl").rglob("vdlrecords.*.log"):
+            if f.parent.name == "interrupted":
+                assert f.stat().st_size == (finished / "vdl" / "vdlrecords.run.log").stat().st_size + 4096
+
+
+def test_a_read_only_folder_refuses_train_resume_and_export_in_one_line(finished, data, tmp_path):
+    with _tmpfs(tmp_path / "ro", "16m") as disk:
+        shutil.copytree(finished, disk / "run")
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        before = sorted((p.relative_to(disk), p.stat().st_mtime_ns) for p in disk.rglob("*"))
+        _one_line(_cli("train", *_flags(data), "--out", disk / "new", cwd=tmp_path), 2, "Read-only file system",
+                  str(disk / "new"), "choose a writable --out")
+        _one_line(_cli("train", "--resume", disk / "run", "--epochs", "3", cwd=tmp_path), 2, "Read-only file system",
+                  str(disk / "run"))
+        _one_line(_cli("export", disk / "run", cwd=tmp_path), 2, "Read-only file system", str(disk / "run"))
+        assert sorted((p.relative_to(disk), p.stat().st_mtime_ns) for p in disk.rglob("*")) == before
+
+
+def test_out_below_a_regular_file_is_one_line(data, tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    _one_line(_cli("train", *_flags(data), "--out", tmp_path / "file" / "run", cwd=tmp_path), 2,
+              str(tmp_path / "file"), "not a folder")
+    assert (tmp_path / "file").read_text() == "not a folder"
+
+
+# ------------------------------------------------------------------ paddle-cnn board
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _children(pid: int):
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_board_on_a_busy_port_is_one_line_and_starts_nothing(finished, tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        started = time.time()
+        res = _cli("board", finished.parent, "--port", port, cwd=tmp_path, timeout=60)
+        _one_line(res, 2, f"port {port} on 127.0.0.1 is in use", "choose another --port")
+        assert time.time() - started < 30
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_board_takes_its_server_down_with_it(finished, tmp_path, sig):
+    board = subprocess.Popen([sys.executable, "-m", "paddle_cnn", "board", str(finished.parent), "--port",
+                              str(_free_port())], cwd=tmp_path, env=ENV, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and not _children(board.pid):
+            time.sleep(0.2)
+        servers = _children(board.pid)
+        assert servers, board.stdout.read() if board.poll() is not None else "no VisualDL child started"
+        time.sleep(1)
+        board.send_signal(sig)
+        board.wait(timeout=30)
+        deadline = time.time() + 20
+        while time.time() < deadline and any(_alive(p) for p in servers):
+            time.sleep(0.2)
+        assert not any(_alive(p) for p in servers), f"VisualDL outlived board after {sig.name}"
+    finally:
+        if board.poll() is None:
+            board.kill()
+        for p in _children(board.pid):
+            with contextlib.suppress(OSError):
+                os.kill(p, signal.SIGKILL)
+
