@@ -33,17 +33,56 @@ class Prepared:
     inverted: bool
 
 
+# The largest image decoded (width x height, from the file's header, before any pixel is read): a
+# 108-megapixel phone photo fits; a 20000x20000 "decompression bomb" PNG of a few KB, which would take
+# 400 MB to 1.6 GB once decoded, does not.
+MAX_PIXELS = 120_000_000
+
+
+def _header_size(path: Path):
+    """(width, height) from the header, or None where Pillow does not know the format (OpenCV may)."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                return im.size
+    except Image.DecompressionBombError as exc:  # over twice Pillow's own limit: only its message has the size
+        import re
+
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        pixels = f"{int(found.group(1)):,} pixels" if found else "more pixels than Pillow opens"
+        raise ImageError(f"{path}: {pixels}, more than the {MAX_PIXELS:,} this command decodes; downscale it "
+                         "first") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return None
+
+
 def read_image(path: PathLike) -> np.ndarray:
-    """Any image OpenCV can decode (PNG, JPEG, BMP, ...), as uint8 grey or BGR(A); clear errors otherwise."""
+    """Any image OpenCV can decode (PNG, JPEG, BMP, ...), as uint8 grey or BGR(A); clear errors otherwise,
+    and no image of over :data:`MAX_PIXELS` pixels is decoded."""
     path = Path(path)
     if path.is_dir():
         raise ImageError(f"{path}: is a directory, not an image file")
     if not path.is_file():
         raise ImageError(f"{path}: file not found")
-    raw = np.fromfile(str(path), dtype=np.uint8)  # np.fromfile + imdecode also handles non-ASCII paths
+    size = _header_size(path)
+    if size is not None and size[0] * size[1] > MAX_PIXELS:
+        raise ImageError(f"{path}: {size[0]}x{size[1]} is {size[0] * size[1]:,} pixels, more than the "
+                         f"{MAX_PIXELS:,} this command decodes; downscale it first")
+    try:
+        raw = np.fromfile(str(path), dtype=np.uint8)  # np.fromfile + imdecode also handles non-ASCII paths
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read it ({exc.strerror})") from None
     if raw.size == 0:
         raise ImageError(f"{path}: file is empty")
-    image = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED)
+    try:
+        image = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:  # e.g. OpenCV's own pixel limit for a format Pillow did not know
+        raise ImageError(f"{path}: OpenCV cannot decode it ({str(exc).strip().splitlines()[-1]})") from None
     if image is None or image.size == 0:
         raise ImageError(f"{path}: not a readable image (expected PNG, JPEG or another format OpenCV decodes)")
     if image.dtype == np.uint16:

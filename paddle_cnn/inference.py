@@ -8,7 +8,6 @@ Paddle's inference format; reading them does not unpickle anything.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
@@ -113,9 +112,11 @@ class InferencePredictor:
         if model_file is None or not (export_dir / "model.pdiparams").is_file():
             raise UserError(f"{export_dir}: model.json (or model.pdmodel) and model.pdiparams are missing")
         config = inference.Config(str(model_file), str(export_dir / "model.pdiparams"))
-        config.disable_gpu()
+        config.disable_gpu()  # exports are for CPU serving: Paddle Inference's CPU path with oneDNN
         config.enable_mkldnn()
-        config.set_cpu_math_library_num_threads(threads or os.cpu_count() or 1)
+        from .fast import available_cores
+
+        config.set_cpu_math_library_num_threads(threads or available_cores())  # the affinity, not every core
         config.disable_glog_info()
         self._predictor = inference.create_predictor(config)
         self._input = self._predictor.get_input_handle(self._predictor.get_input_names()[0])

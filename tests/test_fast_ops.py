@@ -478,6 +478,30 @@ def test_unavailable_operators_fall_back_with_one_line(tmp_path):
     assert "ops True (2, 10)" in res.stdout
     lines = [ln for ln in res.stderr.splitlines() if "paddle_cnn:" in ln]
     assert len(lines) == 1 and "fast CPU conv/pool operators unavailable" in lines[0], res.stderr
+    # The whole reason, not cut mid-word: what failed, then where the log is.
+    assert "build failed, also from a clean cache: " in lines[0]
+    assert lines[0].endswith("build.log); using Paddle's own kernels"), lines[0]
+
+
+def test_a_truncated_operator_library_in_the_cache_is_rebuilt(tmp_path):
+    """A build killed half-way (or a full disk) leaves a short .so: the next run rebuilds it once."""
+    import shutil
+
+    built = fast.ops()
+    if built is None:
+        pytest.skip(f"fast operators unavailable: {fast.unavailable_reason()}")
+    source = fast.cache_root() / "ops" / fast.build_key()
+    cache = tmp_path / "cache"
+    shutil.copytree(source, cache / "ops" / fast.build_key(), ignore=shutil.ignore_patterns(".build.lock"))
+    (so,) = (cache / "ops" / fast.build_key()).glob("paddle_cnn_onednn/paddle_cnn_onednn.so")
+    os.truncate(so, 100_000)
+    code = "from paddle_cnn import fast; print('loaded', fast.ops() is not None)"
+    env = dict(os.environ, PADDLE_CNN_CACHE=str(cache))
+    env.pop("PADDLE_CNN_FAST_OPS", None)
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0 and "loaded True" in res.stdout, res.stderr[-2000:]
+    assert "unavailable" not in res.stderr
+    assert so.stat().st_size > 1_000_000
 
 
 def test_the_switch_turns_them_off(monkeypatch):

@@ -242,3 +242,64 @@ def test_board_takes_its_server_down_with_it(finished, tmp_path, sig):
             with contextlib.suppress(OSError):
                 os.kill(p, signal.SIGKILL)
 
+
+
+# ------------------------------------------------------------------ predict: one bad file does not stop the rest
+
+
+def write_png(path: Path, width: int, height: int) -> Path:
+    """A valid grey PNG of any size, streamed (a 20000x20000 one is a few hundred KB of zeros)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    pack = zlib.compressobj(9)
+    row = b"\0" * (width + 1)  # filter byte 0, then the row's pixels
+    data = b"".join(pack.compress(row) for _ in range(height)) + pack.flush()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+    return path
+
+
+def test_predict_reports_a_decompression_bomb_in_one_line_and_predicts_the_rest(finished, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    bomb = write_png(tmp_path / "bomb.png", 20000, 20000)
+    assert bomb.stat().st_size < 2_000_000
+    good = tmp_path / "good.png"
+    pixels = np.zeros((40, 40), np.uint8)
+    pixels[8:32, 12:28] = 230
+    Image.fromarray(pixels).save(good)
+    res = _cli("predict", finished, bomb, good, tmp_path / "missing.png", cwd=tmp_path, timeout=120)
+    assert res.returncode == 1, res.stderr
+    assert "Traceback" not in res.stderr
+    errors = res.stderr.strip().splitlines()
+    assert len(errors) == 2, errors
+    assert str(bomb) in errors[0] and "400,000,000 pixels" in errors[0] and "120,000,000" in errors[0]
+    assert "missing.png: file not found" in errors[1]
+    assert res.stdout.startswith(f"{good}: ") and len(res.stdout.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------ flags out of range
+
+
+def test_a_negative_seed_is_one_line_naming_the_range(data, tmp_path):
+    _one_line(_cli("train", *_flags(data), "--seed", "-1", "--out", tmp_path / "run", cwd=tmp_path), 2,
+              "config seed must be an integer from 0 to 2**63 - 1, got -1")
+    assert not (tmp_path / "run").exists()
+
+
+def test_more_threads_than_cores_are_clamped_and_said(data, tmp_path):
+    from paddle_cnn.fast import available_cores
+
+    res = _cli("train", *_flags(data, epochs=1), "--train-limit", "200", "--threads", "999", "--out",
+               tmp_path / "run", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    cores = available_cores()
+    assert f"threads=999 is more than the {cores} cores this process may use; using {cores}" in res.stderr
+    import json
+
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["threads"] == cores

@@ -95,8 +95,12 @@ def default_threads(processes: int = 1) -> int:
 
     if paddle_cnn.USER_OMP_NUM_THREADS and paddle_cnn.USER_OMP_NUM_THREADS.strip().isdigit():
         return max(1, int(paddle_cnn.USER_OMP_NUM_THREADS))
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // max(1, processes))
+    return max(1, available_cores() // max(1, processes))
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, e.g. under taskset or a container's cpuset)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def set_threads(n: int) -> None:
@@ -177,11 +181,28 @@ def _load() -> ModuleType:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one build; other processes wait, then load it
         try:
             return _compile_and_load(folder, headers[0], libdnnl.parent)
-        except FastOpsUnavailable:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the compiler or loader failed: fall back, say why
-            raise FastOpsUnavailable(f"build failed: {str(exc).strip().splitlines()[-1][:200]}; "
+        except Exception:  # noqa: BLE001 - a cache broken by a killed build or a full disk (a truncated
+            # .so crashes Paddle's rebuild check with a bus error): rebuild once from a clean folder.
+            _clear_build(folder)
+        try:
+            return _compile_and_load(folder, headers[0], libdnnl.parent)
+        except Exception as exc:  # noqa: BLE001 - the compiler or loader failed again: fall back, say why
+            lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()] or [type(exc).__name__]
+            raise FastOpsUnavailable(f"build failed, also from a clean cache: {lines[-1]}; "
                                      f"log in {folder / 'build.log'}") from None
+
+
+def _clear_build(folder: Path) -> None:
+    """Everything a build left in ``folder`` but its lock and log."""
+    import shutil
+
+    for entry in folder.iterdir():
+        if entry.name in (".build.lock", "build.log"):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
 
 
 def _compile_and_load(folder: Path, include: Path, libs: Path) -> ModuleType:

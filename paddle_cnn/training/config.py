@@ -73,6 +73,8 @@ class RunConfig:
         for name in ("lr", "gamma"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
                 raise ConfigError(f"config {name} must be a finite number > 0, got {getattr(self, name)}")
+        if not 0 <= self.seed < 2**63:  # Paddle's generator takes an unsigned 64-bit seed; numpy's 32 bits of it
+            raise ConfigError(f"config seed must be an integer from 0 to 2**63 - 1, got {self.seed}")
         if self.input_size is not None and (len(self.input_size) != 2 or min(self.input_size) < 1):
             raise ConfigError(f"config input_size must be two positive integers H W, got {self.input_size}")
         if (self.train_csv or self.test_csv) and DATASET_SHAPES[self.dataset][0] != 1:
