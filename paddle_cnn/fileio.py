@@ -85,6 +85,18 @@ def _os_error_code(exc: BaseException):
     return cause.errno if isinstance(cause, OSError) else None
 
 
+def file_digest(path: PathLike, algorithm: str = "sha256", suffix: bytes = b"") -> str:
+    """Hex digest of a file's bytes (then ``suffix``), read a MiB at a time."""
+    import hashlib
+
+    digest = hashlib.new(algorithm, digest_size=20) if algorithm == "blake2b" else hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    digest.update(suffix)
+    return digest.hexdigest()
+
+
 def atomic_write(path: PathLike, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` then move the finished, fsynced file to ``path``; on any failure the
     temporary file is removed and ``path`` is as it was."""

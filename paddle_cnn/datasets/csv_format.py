@@ -6,8 +6,8 @@ arrays are cached under a key made from the file's bytes, so a changed file is a
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
-import hashlib
 import io
 import math
 import os
@@ -16,12 +16,12 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import BinaryIO, Iterator, List, Optional, Union
 
 import numpy as np
 import pandas as pd
 
-from ..fileio import atomic_savez, atomic_write_bytes
+from ..fileio import atomic_savez, atomic_write_bytes, file_digest
 from .errors import DataError, DataFileNotFoundError
 
 PathLike = Union[str, Path]
@@ -45,12 +45,11 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "paddle_cnn"
 
 
-def _read_raw(path: Path) -> bytes:
+def _check_file(path: Path) -> None:
     if not path.exists():
         raise DataFileNotFoundError(path, "file not found")
     if not path.is_file():
         raise DataError(path, "is not a file")
-    return path.read_bytes()
 
 
 def _container(path: Path) -> str:
@@ -58,24 +57,41 @@ def _container(path: Path) -> str:
     return "gzip" if name.endswith(".gz") else "zip" if name.endswith(".zip") else "plain"
 
 
-def _decompress(path: Path, raw: bytes) -> bytes:
-    """The CSV text inside ``raw``: plain, gzip or a zip archive holding exactly one .csv."""
-    name = path.name.lower()
-    if name.endswith(".gz"):
-        try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise DataError(path, f"not a readable gzip file (truncated or corrupt): {exc}") from None
-    if name.endswith(".zip"):
-        try:
-            with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+# Text is read and parsed this many bytes at a time, so memory is bounded by the parsed arrays (784
+# bytes an image), not by the file: a 2 GiB truncated .csv.gz once took 13.9 GB before its error.
+BLOCK_BYTES = 16 << 20
+# No line of a 28x28 CSV comes near this (785 cells of at most a few characters each).
+MAX_LINE_BYTES = 1 << 20
+
+
+@contextlib.contextmanager
+def _open_text(path: Path, text: Optional[bytes] = None) -> Iterator[BinaryIO]:
+    """The CSV bytes of ``path`` as a stream: plain, gzip, or a zip archive holding exactly one .csv;
+    decompression errors (also those met half-way through) become one DataError naming the file."""
+    kind = _container(path)
+    what = {"gzip": "gzip", "zip": "zip"}.get(kind)
+    try:
+        if text is not None:
+            yield io.BytesIO(text)
+        elif kind == "gzip":
+            with gzip.open(path, "rb") as stream:
+                yield stream
+        elif kind == "zip":
+            with zipfile.ZipFile(path) as archive:
                 members = [m for m in archive.namelist() if m.lower().endswith(".csv") and not _mac_metadata(m)]
                 if len(members) != 1:
                     raise DataError(path, f"expected a zip holding exactly one .csv file, found {members or 'none'}")
-                return archive.read(members[0])
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
-            raise DataError(path, f"not a readable zip file (truncated or corrupt): {exc}") from None
-    return raw
+                with archive.open(members[0]) as stream:
+                    yield stream
+        else:
+            with open(path, "rb") as stream:
+                yield stream
+    except (zipfile.BadZipFile, zlib.error, EOFError, gzip.BadGzipFile) as exc:
+        raise DataError(path, f"not a readable {what or 'CSV'} file (truncated or corrupt): {exc}") from None
+    except OSError as exc:
+        if what is None or exc.errno is not None:
+            raise
+        raise DataError(path, f"not a readable {what} file (truncated or corrupt): {exc}") from None
 
 
 def _mac_metadata(member: str) -> bool:
@@ -101,18 +117,31 @@ def _first_bad(mask: np.ndarray):
     return int(row), int(col)
 
 
-def parse_csv(path: PathLike, text: Optional[bytes] = None) -> CSVData:
-    """Parse one Fashion-MNIST CSV strictly. ``text`` may hold the already-decompressed bytes."""
-    path = Path(path)
-    if text is None:
-        text = _decompress(path, _read_raw(path))
-    if not text.strip():
-        raise DataError(path, "file is empty; expected a header 'label,pixel1,...,pixel784' and data rows")
+def _lines(path: Path, stream: BinaryIO) -> Iterator[List[bytes]]:
+    """Blocks of whole lines (without their newline), read :data:`BLOCK_BYTES` at a time."""
+    tail, line_no = b"", 1
+    while True:
+        chunk = stream.read(BLOCK_BYTES)
+        if not chunk:
+            break
+        parts = (tail + chunk).split(b"\n")
+        tail = parts.pop()
+        if len(tail) > MAX_LINE_BYTES:
+            raise DataError(path, f"line is longer than {MAX_LINE_BYTES:,} bytes; not a Fashion-MNIST CSV",
+                            line=line_no + len(parts))
+        if any(len(p) > MAX_LINE_BYTES for p in parts):
+            i = next(i for i, p in enumerate(parts) if len(p) > MAX_LINE_BYTES)
+            raise DataError(path, f"line is longer than {MAX_LINE_BYTES:,} bytes; not a Fashion-MNIST CSV",
+                            line=line_no + i)
+        line_no += len(parts)
+        if parts:
+            yield parts
+    if tail:
+        yield [tail]
 
-    lines = text.split(b"\n")
-    while lines and lines[-1].strip() == b"":
-        lines.pop()  # the newline ending the last row, and blank lines editors and Excel leave at the end
-    header = lines[0].decode("utf-8-sig", errors="replace").strip().split(",")
+
+def _parse_header(path: Path, line: bytes):
+    header = line.decode("utf-8-sig", errors="replace").strip().split(",")
     first = header[0].strip()
     if first.lower() not in ("label", "id"):
         raise DataError(path, f"first column is {_quote(first)}; expected 'label' (labelled layout) "
@@ -126,71 +155,117 @@ def parse_csv(path: PathLike, text: Optional[bytes] = None) -> CSVData:
     for i, (got, want) in enumerate(zip(header[1:], expected_header)):
         if got.strip() != want:
             raise DataError(path, f"header column {i + 2} is {_quote(got)}, expected {want!r}", line=1)
-    if len(lines) < 2:
+    return first, n_pixels, side
+
+
+def parse_csv(path: PathLike, text: Optional[bytes] = None) -> CSVData:
+    """Parse one Fashion-MNIST CSV strictly, streaming; ``text`` may hold the already-decompressed bytes."""
+    path = Path(path)
+    if text is None:
+        _check_file(path)
+    with _open_text(path, text) as stream:
+        return _parse_stream(path, stream)
+
+
+def _parse_stream(path: Path, stream: BinaryIO) -> CSVData:
+    header, first, n_pixels = None, "", 0
+    images, first_cols = [], []
+    blanks: List[int] = []  # line numbers of blank lines not yet followed by a row (allowed only at the end)
+    line_no = 0
+    for block in _lines(path, stream):
+        rows = []
+        for line in block:
+            line_no += 1
+            if header is None:
+                if not line.strip():
+                    blanks.append(line_no)
+                    continue
+                if blanks:  # blank lines before the header: as the old reader, the header is what comes first
+                    raise DataError(path, f"first column is {_quote('')}; expected 'label' (labelled layout) "
+                                          "or 'ID' (unlabelled layout)", line=1)
+                first, n_pixels, _ = _parse_header(path, line)
+                header = line
+                continue
+            if not line.strip():
+                blanks.append(line_no)
+                continue
+            if blanks:
+                raise DataError(path, "blank line between data rows (blank lines are allowed only at the end)",
+                                line=blanks[0])
+            if line.count(b",") != n_pixels:
+                raise DataError(path, f"row has {line.count(b',') + 1 if line.strip() else 0} fields, "
+                                      f"expected {n_pixels + 1} like the header", line=line_no)
+            rows.append(line)
+        if rows:  # consecutive lines (a blank one between rows raised above), ending at line_no
+            pixels, col0 = _parse_rows(path, header, rows, line_no - len(rows) + 1, first)
+            images.append(pixels)
+            first_cols.append(col0)
+    if header is None:
+        raise DataError(path, "file is empty; expected a header 'label,pixel1,...,pixel784' and data rows")
+    if not images:
         raise DataError(path, "has a header but no data rows")
+    side = math.isqrt(n_pixels)
+    all_images = np.concatenate(images).reshape(-1, side, side)
+    col = np.concatenate(first_cols)
+    if first.lower() == "label":
+        return CSVData(all_images, col, None)
+    return CSVData(all_images, None, col)
 
-    # Every row must have exactly as many fields as the header (pandas would pad short rows with NaN).
-    n_commas = n_pixels
-    for i, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            raise DataError(path, "blank line between data rows (blank lines are allowed only at the end)", line=i)
-        if line.count(b",") != n_commas:
-            raise DataError(path, f"row has {line.count(b',') + 1 if line.strip() else 0} fields, "
-                                  f"expected {n_pixels + 1} like the header", line=i)
 
+def _parse_rows(path: Path, header: bytes, rows: List[bytes], first_line: int, first: str):
+    """(pixels uint8 (n, P), first column int64) of consecutive data rows starting at file line
+    ``first_line``; every bad cell is reported by its line and column."""
+    lines = [header] + rows
     frame = pd.read_csv(io.BytesIO(b"\n".join(lines)), header=0, skip_blank_lines=False, engine="c",
                         na_values=[""], keep_default_na=True)
     columns = list(frame.columns)
+    at = lambda row: first_line + row  # noqa: E731 - file line of data row ``row`` of this block
     # Non-numeric cells make a column non-numeric; find the first bad cell in reading order.
     bad_cells = []
     for j, col in enumerate(columns):
         if not pd.api.types.is_numeric_dtype(frame[col]):
             values = frame[col]
             numeric = pd.to_numeric(values, errors="coerce")
-            rows = np.flatnonzero(numeric.isna().to_numpy() & values.notna().to_numpy())
-            if rows.size:
-                bad_cells.append((int(rows[0]), j, values.iloc[rows[0]]))
+            bad_rows = np.flatnonzero(numeric.isna().to_numpy() & values.notna().to_numpy())
+            if bad_rows.size:
+                bad_cells.append((int(bad_rows[0]), j, values.iloc[bad_rows[0]]))
             frame[col] = numeric
     if bad_cells:
         row, j, value = min(bad_cells)
-        raise DataError(path, f"cell {_quote(value)} is not a number", line=row + 2, column=columns[j])
+        raise DataError(path, f"cell {_quote(value)} is not a number", line=at(row), column=columns[j])
     values = frame.to_numpy(dtype=np.float64)
     if np.isnan(values).any():
         row, j = _first_bad(np.isnan(values))
-        raise DataError(path, "cell is empty or NaN; expected an integer", line=row + 2, column=columns[j])
+        raise DataError(path, "cell is empty or NaN; expected an integer", line=at(row), column=columns[j])
     if (values != np.floor(values)).any():
         row, j = _first_bad(values != np.floor(values))
-        raise DataError(path, f"cell {_cell(lines, row, j)} is not an integer", line=row + 2, column=columns[j])
+        raise DataError(path, f"cell {_cell(lines, row, j)} is not an integer", line=at(row), column=columns[j])
     pixels = values[:, 1:]
     out_of_range = (pixels < 0) | (pixels > 255)
     if out_of_range.any():
         row, j = _first_bad(out_of_range)
-        raise DataError(path, f"pixel value {_cell(lines, row, j + 1)} is outside 0..255", line=row + 2,
+        raise DataError(path, f"pixel value {_cell(lines, row, j + 1)} is outside 0..255", line=at(row),
                         column=columns[j + 1])
-    images = pixels.astype(np.uint8).reshape(-1, side, side)
     if first.lower() == "label":
         bad = np.flatnonzero((values[:, 0] < 0) | (values[:, 0] > 9))  # checked before int64 could overflow
         if bad.size:
-            raise DataError(path, f"label {_cell(lines, int(bad[0]), 0)} is outside 0..9", line=int(bad[0]) + 2,
+            raise DataError(path, f"label {_cell(lines, int(bad[0]), 0)} is outside 0..9", line=at(int(bad[0])),
                             column=columns[0])
     elif (np.abs(values[:, 0]) >= 2**63).any():
         row = int(np.flatnonzero(np.abs(values[:, 0]) >= 2**63)[0])
-        raise DataError(path, f"ID {_cell(lines, row, 0)} is too large for a 64-bit integer", line=row + 2,
+        raise DataError(path, f"ID {_cell(lines, row, 0)} is too large for a 64-bit integer", line=at(row),
                         column=columns[0])
-    first_col = values[:, 0].astype(np.int64)
-    if first.lower() == "label":
-        return CSVData(images, first_col, None)
-    return CSVData(images, None, first_col)
+    return pixels.astype(np.uint8), values[:, 0].astype(np.int64)
 
 
 def load_csv(path: PathLike, cache_dir: Optional[PathLike] = None, use_cache: bool = True) -> CSVData:
     """Parse ``path`` or, if this exact content was parsed before, load the cached arrays."""
     path = Path(path)
-    raw = _read_raw(path)
+    _check_file(path)
     if not use_cache:
-        return parse_csv(path, _decompress(path, raw))
+        return parse_csv(path)
     # Keyed by how the bytes are read too: the same bytes named .gz or .zip must fail as they would uncached.
-    key = hashlib.blake2b(raw + b"\0" + _container(path).encode(), digest_size=20).hexdigest()
+    key = file_digest(path, "blake2b", suffix=b"\0" + _container(path).encode())
     cache_file = Path(cache_dir or default_cache_dir()) / "csv" / f"{key}-v{_CACHE_FORMAT}.npz"
     if cache_file.is_file():
         try:
@@ -199,7 +274,7 @@ def load_csv(path: PathLike, cache_dir: Optional[PathLike] = None, use_cache: bo
                                None if z["has_labels"] else z["ids"])
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             warnings.warn(f"ignoring unreadable CSV cache {cache_file} ({exc}); re-parsing {path}")
-    data = parse_csv(path, _decompress(path, raw))
+    data = parse_csv(path)
     _save_cache(cache_file, data)
     return data
 

@@ -6,7 +6,6 @@ Data is looked for in an explicit folder, else ``$PADDLE_CNN_DATA``, else the re
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import shutil
 import tempfile
@@ -96,12 +95,10 @@ def data_root(root: Optional[PathLike] = None) -> Path:
     return _REPO_DATA
 
 
-def md5sum(path: PathLike, chunk: int = 1 << 20) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def md5sum(path: PathLike) -> str:
+    from ..fileio import file_digest
+
+    return file_digest(path, "md5")
 
 
 def verify_md5(path: PathLike, expected: str) -> None:

@@ -10,7 +10,6 @@ leaves a half-written checkpoint.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -24,7 +23,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from ..errors import UserError
-from ..fileio import _fsync_dir, crash_point, writing
+from ..fileio import _fsync_dir, crash_point, file_digest, writing
 
 PathLike = Union[str, Path]
 MODEL_FILE = "model.safetensors"
@@ -156,11 +155,7 @@ def verify(folder: PathLike) -> Path:
 
 
 def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def _load_tensors(path: Path) -> Dict[str, np.ndarray]:
