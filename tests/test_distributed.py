@@ -151,3 +151,77 @@ def test_lenet_mnist_runs_on_two_processes(tmp_path, synthetic_idx_root):
     summary = json.loads((out / "lenet_mnist.json").read_text())
     assert summary["resumed"]["epochs"] == 2 and summary["resumed"]["processes"] == 2
     assert summary["reloaded_test_acc"] == summary["first"]["test"]["acc"]
+
+
+def test_batch_norm_nets_reproduce_one_process_and_every_figure_checks_out(tmp_path, synthetic_csvs):
+    """lenet_bn (batch norm after convolutions and linear layers): the batch statistics are those of
+    the global batch, so two processes give one process's numbers; images/s x seconds = images
+    trained on; and the reported accuracy is that of the saved model (paddle-cnn evaluate agrees).
+
+    The bound: a bias right before a batch norm is cancelled by the norm, so its gradient is float
+    rounding noise, which Adam scales to full-size steps; that bias and the running mean that absorbs
+    it differ by up to ~0.04 between the runs, and the evaluation losses by ~2e-4 relative. Every
+    other weight and statistic agrees to float rounding."""
+    train, test = synthetic_csvs
+    config = RunConfig(net="lenet_bn", train_csv=str(train), test_csv=str(test), val_size=80, epochs=2,
+                       batch_size=32, log_every=1000, lr=3e-3)
+    _, want = train_and_evaluate(config, tmp_path / "single", verbose=False)
+    two = tmp_path / "two"
+    args = [a if a != "standard_cnn" else "lenet_bn" for a in map(str, _train_args(synthetic_csvs, two, 2))]
+    args[args.index("--augment") + 1] = "none"
+    res = subprocess.run([_paddle_cnn_script(), *args, "--lr", "3e-3", "--processes", "2"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    got = json.loads((two / "results.json").read_text())
+    assert got["processes"] == 2
+    for a, b in zip(_metrics(two), _metrics(tmp_path / "single")):
+        for key in ("train_loss", "train_acc", "val_acc"):
+            assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), (key, a, b)
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-3), (a, b)
+    for split in ("val", "test"):
+        assert got[split]["acc"] == want[split]["acc"]
+        assert got[split]["loss"] == pytest.approx(want[split]["loss"], rel=1e-3)
+    w1 = load_file(str(tmp_path / "single" / "checkpoints" / "latest" / "model.safetensors"))
+    w2 = load_file(str(two / "checkpoints" / "latest" / "model.safetensors"))
+    from paddle_cnn import nets
+    from paddle_cnn.nets import _layers
+
+    layers = list(nets.create("lenet_bn").children())
+    noisy = set()
+    for i, layer in enumerate(layers[:-1]):
+        if isinstance(layers[i + 1], (_layers.BatchNorm1D, _layers.BatchNorm2D)):
+            noisy |= {f"{i}.bias", f"{i + 1}._mean"}
+    assert len(noisy) == 8
+    for k in w1:  # the running variances included: without synchronised statistics they differ by ~1e-2
+        if k in noisy:
+            np.testing.assert_allclose(w2[k], w1[k], atol=0.1, err_msg=k)
+        else:
+            np.testing.assert_allclose(w2[k], w1[k], atol=1e-5, rtol=1e-4, err_msg=k)
+    # Every figure checks out: 320 training images an epoch, at the rate and time reported.
+    for row in _metrics(two):
+        assert row["images_per_s"] * row["seconds"] == pytest.approx(320, rel=1e-3), row
+    assert got["train_images_per_s"] == pytest.approx(np.mean([r["images_per_s"] for r in _metrics(two)]))
+    evaluated = subprocess.run([_paddle_cnn_script(), "evaluate", str(two), "--which", "latest"], cwd=tmp_path,
+                               capture_output=True, text=True, timeout=300)
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    for split in ("val", "test"):
+        assert f"{split}: loss {got[split]['loss']:.4f}  acc {got[split]['acc']:.4f}" in evaluated.stdout
+
+
+def test_every_batch_norm_of_every_net_is_synchronised_in_data_parallel_jobs():
+    """A net that used paddle.nn's batch norm directly would normalise each process's share alone."""
+    from paddle_cnn import nets
+    from paddle_cnn.nets import _layers
+
+    for name in nets.list_nets():
+        info = nets.get_info(name)
+        net = nets.create(name, in_channels=info.input_size[0])
+        for sub_name, layer in net.named_sublayers():
+            if isinstance(layer, paddle_nn_norms()):
+                assert isinstance(layer, (_layers.BatchNorm1D, _layers.BatchNorm2D)), (name, sub_name, layer)
+
+
+def paddle_nn_norms():
+    from paddle import nn
+
+    return (nn.BatchNorm1D, nn.BatchNorm2D, nn.BatchNorm3D, nn.BatchNorm)

@@ -1,4 +1,4 @@
-"""``Conv2D``, ``MaxPool2D``, ``AvgPool2D``, ``BatchNorm2D``, ``ReLU`` and ``Sigmoid`` (and :func:`relu`,
+"""``Conv2D``, ``MaxPool2D``, ``AvgPool2D``, ``BatchNorm1D``, ``BatchNorm2D``, ``ReLU`` and ``Sigmoid`` (and :func:`relu`,
 :func:`sigmoid`): Paddle's layers, same arguments, parameters and results, with a fast path for CPU
 training and inference in dygraph; and :func:`conv_bn` / :class:`ConvNormReLU`, the conv-norm-ReLU
 unit, which on that path runs as one operator in inference and hands NHWC maps along a chain
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import threading
 from typing import List, Optional
 
@@ -169,12 +170,78 @@ def _affine_norm(bn: "BatchNorm2D") -> bool:
             and bn._data_format == "NCHW" and bn.weight is not None and bn.bias is not None)
 
 
+def _data_parallel_statistics(bn) -> bool:
+    """True when ``bn`` normalises with batch statistics inside a data-parallel job: then the batch is
+    the global one, split over the processes, and its statistics must be too."""
+    return bn.training and not bn._use_global_stats and int(os.environ.get("PADDLE_TRAINERS_NUM", "1")) > 1
+
+
+class _SumOverProcesses(paddle.autograd.PyLayer):
+    """All-reduce (sum) that autograd sees through: the gradient of a sum over processes is the
+    sum of every process's gradient, so each one gets the part of the others' losses that flows
+    through the shared statistics (what SyncBatchNorm's backward does on GPUs)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = x.clone()
+        paddle.distributed.all_reduce(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        g = dy.clone()
+        paddle.distributed.all_reduce(g)
+        return g
+
+
+def synchronized_batch_norm(x, bn, channel_axis: int = 1):
+    """``bn`` in training with the statistics of the global batch, on any device: two all-reduces of
+    per-channel sums (the mean, then the squared deviations, as Paddle's kernel computes them).
+
+    Paddle's ``SyncBatchNorm`` runs on CUDA only; without this, two CPU processes normalise each half
+    of a batch by its own statistics and no longer reproduce one process (lenet_bn: val 0.6953 vs
+    0.6992 after 2 epochs). Running statistics are updated as Paddle does (biased variance), so all
+    processes keep the same ones.
+    """
+    axis = channel_axis % x.ndim
+    axes = [a for a in range(x.ndim) if a != axis]
+    channels = x.shape[axis]
+    shape = [1] * x.ndim
+    shape[axis] = channels
+    local = paddle.full([1], float(math.prod(x.shape) // channels), dtype=x.dtype)
+    stats = _SumOverProcesses.apply(paddle.concat([x.sum(axes), local]))
+    count = stats[channels:]
+    mean = stats[:channels] / count
+    centred = x - mean.reshape(shape)
+    variance = _SumOverProcesses.apply((centred * centred).sum(axes)) / count
+    y = centred / paddle.sqrt(variance.reshape(shape) + bn._epsilon)
+    if bn.weight is not None:
+        y = y * bn.weight.reshape(shape)
+    if bn.bias is not None:
+        y = y + bn.bias.reshape(shape)
+    with paddle.no_grad():  # running = momentum * running + (1 - momentum) * batch
+        bn._mean.lerp_(mean.detach(), 1.0 - bn._momentum)
+        bn._variance.lerp_(variance.detach(), 1.0 - bn._momentum)
+    return y
+
+
+class BatchNorm1D(nn.BatchNorm1D):
+    """Drop-in ``paddle.nn.BatchNorm1D`` whose batch statistics span every process of a data-parallel job."""
+
+    def forward(self, x):
+        if _data_parallel_statistics(self):
+            return synchronized_batch_norm(x, self, 1 if self._data_format in ("NC", "NCL") else -1)
+        return super().forward(x)
+
+
 class BatchNorm2D(nn.BatchNorm2D):
     """Drop-in ``paddle.nn.BatchNorm2D``. With running statistics outside autograd it is a
     per-channel affine map, computed by the oneDNN operator; training keeps Paddle's kernel (as fast
-    as PyTorch's here)."""
+    as PyTorch's here), and in a data-parallel job normalises by the global batch's statistics."""
 
     def forward(self, x):
+        if _data_parallel_statistics(self):
+            return synchronized_batch_norm(x, self, 1 if self._data_format == "NCHW" else -1)
         if _affine_norm(self):
             ops = _fast_ops(x)  # 4-D CPU float32 in dygraph
             if ops is not None and x.shape[2] * x.shape[3] >= NORM_MIN_PLANE:
@@ -242,6 +309,8 @@ def _batch_norm_nhwc(ops, bn: BatchNorm2D, x, relu: bool):
     With batch statistics it is the oneDNN operator (ReLU fused in), and the batch mean and variance
     go into the running statistics as Paddle's kernel puts them; otherwise Paddle's kernel.
     """
+    if _data_parallel_statistics(bn):
+        return synchronized_batch_norm(x, bn, channel_axis=3), False
     if bn.training and not bn._use_global_stats and bn.weight is not None and bn.bias is not None:
         y, mean, variance, _ = ops.pcnn_batch_norm_train(x, bn.weight, bn.bias, float(bn._epsilon), relu)
         with paddle.no_grad():  # running = momentum * running + (1 - momentum) * batch

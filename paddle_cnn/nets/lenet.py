@@ -6,7 +6,7 @@ from typing import Tuple
 import paddle
 from paddle import nn
 
-from ._layers import AvgPool2D, BatchNorm2D, Conv2D, MaxPool2D, Sigmoid, sigmoid
+from ._layers import AvgPool2D, BatchNorm1D, BatchNorm2D, Conv2D, MaxPool2D, Sigmoid, sigmoid
 from ._registry import flat_features, register
 
 
@@ -78,7 +78,7 @@ def lenet_bn(num_classes: int = 10, in_channels: int = 1, input_size=(28, 28)) -
     n_flat = flat_features(nn.Sequential(*features), (in_channels, *input_size))
     return nn.Sequential(
         *features,
-        nn.Linear(n_flat, 120), nn.BatchNorm1D(120), Sigmoid(),
-        nn.Linear(120, 84), nn.BatchNorm1D(84), Sigmoid(),
+        nn.Linear(n_flat, 120), BatchNorm1D(120), Sigmoid(),
+        nn.Linear(120, 84), BatchNorm1D(84), Sigmoid(),
         nn.Linear(84, num_classes),
     )

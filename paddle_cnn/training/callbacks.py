@@ -107,10 +107,9 @@ class TrainMeter(paddle.callbacks.Callback):
     """Counts steps and averages the training loss of the global batch (mean over processes);
     stops training at the first non-finite loss, naming the step."""
 
-    def __init__(self, state: RunState, optimizer, describe_latest: Callable[[], str], world_size: int = 1):
+    def __init__(self, state: RunState, optimizer, describe_latest: Callable[[], str]):
         super().__init__()
         self.state, self.optimizer, self.describe_latest = state, optimizer, describe_latest
-        self.world_size = world_size  # shards are equal (BatchLoader), so the global batch is local x processes
         self.steps = 0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -120,13 +119,15 @@ class TrainMeter(paddle.callbacks.Callback):
         self.started = time.perf_counter()
 
     def on_train_batch_end(self, step, logs=None):
-        loss = mean_over_processes(float(logs["loss"][0]))
+        # Each process reports its own share's loss and running accuracy (equal shares): their means
+        # are the global batch's.
+        loss, acc = mean_over_processes([float(logs["loss"][0]), float(logs["acc"])])
         if not math.isfinite(loss):
             raise FloatingPointError(
                 f"loss became {loss} at epoch {self.state.epoch + 1}, step {step + 1} (global step "
                 f"{self.state.global_step + 1}); training stopped, {self.describe_latest()}")
-        batch = int(logs.get("batch_size", 1)) * self.world_size
-        self.loss, self.acc = loss, float(logs["acc"])
+        batch = int(logs.get("batch_size", 1))  # paddle.Model reports the global batch (local x processes)
+        self.loss, self.acc = loss, acc
         self.loss_sum += loss * batch
         self.seen += batch
         self.state.global_step += 1

@@ -71,15 +71,16 @@ def is_main_process() -> bool:
     return world()[0] == 0
 
 
-def mean_over_processes(value: float) -> float:
-    """The mean of ``value`` over the job's processes (itself outside a job)."""
+def mean_over_processes(values: List[float]) -> List[float]:
+    """The means of ``values`` over the job's processes, in one all-reduce (themselves outside a job)."""
     import paddle
 
-    if world()[1] == 1:
-        return value
-    t = paddle.to_tensor([value], dtype="float32")
+    n = world()[1]
+    if n == 1:
+        return list(values)
+    t = paddle.to_tensor(values, dtype="float64")
     paddle.distributed.all_reduce(t)
-    return float(t.numpy()[0]) / world()[1]
+    return [float(v) / n for v in t.numpy()]
 
 
 def gather_rows(part: Optional[np.ndarray]) -> np.ndarray:
@@ -99,3 +100,14 @@ def gather_rows(part: Optional[np.ndarray]) -> np.ndarray:
     if not parts:
         raise ValueError("nothing to gather: the dataset is empty")
     return np.concatenate(parts)
+
+
+def share_saved_buffers(net) -> None:
+    """Give every process rank 0's buffers (batch-norm running statistics), the ones its checkpoint
+    saves, so a sharded evaluation judges the model that is saved (and ``paddle-cnn evaluate`` agrees)."""
+    import paddle
+
+    if world()[1] == 1:
+        return
+    for buffer in net.buffers():
+        paddle.distributed.broadcast(buffer, src=0)

@@ -29,7 +29,7 @@ from .config import ConfigError, RunConfig
 from .data import RunData, build_data
 from .evaluation import classification_metrics, confusion_matrix, predict_logits, softmax
 from .losses import AuxiliaryLoss, MainAccuracy
-from .parallel import world
+from .parallel import share_saved_buffers, world
 from .progress import Job, ShowProgress
 from .rundir import CheckpointState, RunDir, RunDirError, RunState
 from ..errors import Interrupted, interrupt_status
@@ -160,7 +160,7 @@ class Trainer:
             return self.state.history
         self.run.lock()
         c, st = self.config, self.state
-        meter = cb.TrainMeter(st, self.optimizer, self.run.describe_latest, self.world_size)
+        meter = cb.TrainMeter(st, self.optimizer, self.run.describe_latest)
         validator = cb.ValidateEachEpoch(st, meter, lambda: self.evaluate("val"))
         callbacks = [cb.ReseedEachEpoch(c.seed, st, self.train_loader), meter,
                      cb.StepSchedule(self.scheduler, per_step=c.schedule == "onecycle"), validator]
@@ -209,6 +209,7 @@ class Trainer:
     def evaluate(self, split: str) -> Dict[str, Any]:
         """Loss and accuracy over the whole split in eval mode, plus its confusion matrix and logits."""
         ds = self.dataset(split)
+        share_saved_buffers(self.net)
         logits = predict_logits(self.net, ds, max(self.config.batch_size, 256))
         metrics = classification_metrics(logits, ds.labels)
         metrics["confusion"] = confusion_matrix(logits.argmax(1), ds.labels, len(self.data.class_names))
