@@ -22,13 +22,17 @@ setup(
         "opencv-python-headless",
         "visualdl",
         "tqdm",  # the live progress bar on terminals
+        "safetensors",  # checkpoints that never run code when loaded
+        "Pillow",  # EXIF orientation and image headers (size limits) in predict
     ],
     extras_require={
         # The oneDNN headers the fast conv/pool operators compile against (paddle_cnn/fast); they link
         # against the libdnnl.so.3 the paddlepaddle wheel ships. 2023.2 is oneDNN 3.2, within the ABI of
         # Paddle 3.3's oneDNN 3.6; newer onednn-devel wheels need Intel's SYCL runtimes.
         "cpu": ["paddlepaddle>=3.0", "onednn-devel-cpu-gomp==2023.2.0"],
-        "gpu": ["paddlepaddle-gpu>=3.0"],
+        # PyPI's paddlepaddle-gpu stops at 2.6; Paddle 3.x CUDA wheels come from Paddle's own package index,
+        # one per CUDA version, so README installs that first and this extra adds nothing PyPI cannot serve.
+        "gpu": [],
         "test": ["pytest>=7", "hypothesis>=6"],
     },
     entry_points={"console_scripts": ["paddle-cnn=paddle_cnn.cli:main"]},

@@ -10,7 +10,11 @@ __version__ = "0.1.0"
 USER_OMP_NUM_THREADS = os.environ.get("OMP_NUM_THREADS")
 
 INSTALL_HINT = ("paddle_cnn needs PaddlePaddle, which is not installed in this Python ({reason}). Install it "
-                "through the package extra: pip install -e '.[cpu]'  (CPU)  or  pip install -e '.[gpu]'  (CUDA machines).")
+                "through the package extra: pip install -e '.[cpu]'  (CPU)  or, on CUDA machines, paddlepaddle-gpu from "
+                "Paddle's own package index and then pip install -e '.[gpu]'  (see README).")
+BOTH_BUILDS = ("paddlepaddle {cpu} and paddlepaddle-gpu {gpu} are both installed in this Python: they write the same "
+               "'paddle' package over each other, so neither works as built. Uninstall both "
+               "(pip uninstall -y paddlepaddle paddlepaddle-gpu) and install one (see README).")
 
 
 class MissingPaddleError(ImportError):
@@ -31,6 +35,30 @@ def _command_line_entry() -> bool:
     return bool(spec and spec.name.split(".")[0] in ("paddle_cnn", "experiments", "benchmarks"))
 
 
+def _installed_builds():
+    """Versions of the CPU and the CUDA Paddle distributions installed (None where absent)."""
+    from importlib import metadata
+
+    found = []
+    for name in ("paddlepaddle", "paddlepaddle-gpu"):
+        try:
+            found.append(metadata.version(name))
+        except metadata.PackageNotFoundError:
+            found.append(None)
+    return found
+
+
+def _fail(message: str) -> None:
+    if _command_line_entry():
+        print(f"paddle_cnn: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+    raise MissingPaddleError(message)
+
+
+_cpu_build, _gpu_build = _installed_builds()
+if _cpu_build and _gpu_build:
+    _fail(BOTH_BUILDS.format(cpu=_cpu_build, gpu=_gpu_build))
+
 try:
     # Paddle warns that ccache (a C++ build cache) is missing when its cpp_extension module is
     # imported, which our fast operators do; it matters only to people editing C++ sources.
@@ -42,7 +70,4 @@ try:
 except ImportError as exc:
     if isinstance(exc, ModuleNotFoundError) and exc.name != "paddle":
         raise  # something else inside Paddle is broken: keep the traceback
-    if _command_line_entry():
-        print(f"paddle_cnn: error: {INSTALL_HINT.format(reason=exc)}", file=sys.stderr)
-        raise SystemExit(2)
-    raise MissingPaddleError(INSTALL_HINT.format(reason=exc)) from exc
+    _fail(INSTALL_HINT.format(reason=exc))
