@@ -129,8 +129,22 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, synthetic_cs
     killed = _drive(synthetic_csvs, tmp_path / "killed", "fresh", crash_at)
     assert killed.returncode == -signal.SIGKILL, (killed.returncode, killed.stderr[-2000:])
     assert not (tmp_path / "killed" / "results.json").exists()
+    # What survived the kill: every checkpoint under its own name is whole (written aside, then renamed).
+    from paddle_cnn.training import RunDir
+
+    run = RunDir(tmp_path / "killed", writer=False)
+    for name in run.checkpoint_names():
+        if (run.checkpoints / name).exists():
+            ckpt.verify(run.checkpoints / name)
+    point = run.resume_point()
+    finished = {"step:14": 1, "step:3": 0, "epoch-end:2": 1, "checkpoint-file:4": 1,
+                "checkpoint-swap:1": 2}  # epoch_2 was whole; only latest was being swapped
+    assert (point.epoch if point else 0) == finished[crash_at]
+    kept = {f: (f.stat().st_ino, f.stat().st_mtime_ns) for f in run.checkpoints.glob("epoch_*/*")}
     resumed = _drive(synthetic_csvs, tmp_path / "killed", "resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    # The resume continued: the epochs that had finished were not trained (and written) again.
+    assert {f: (f.stat().st_ino, f.stat().st_mtime_ns) for f in kept} == kept
     w_a, r_a, h_a = _final_numbers(tmp_path / "straight")
     w_b, r_b, h_b = _final_numbers(tmp_path / "killed")
     for k in w_a:

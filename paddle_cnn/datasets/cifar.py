@@ -1,7 +1,7 @@
 """CIFAR-10 from the official ``cifar-10-python.tar.gz`` (the pickled batches the NIN, GoogLeNet and
 ResNet tutorials train on), read without running code from the file.
 
-The batches are Python pickles. :class:`_ArraysOnly` lets a pickle build numpy arrays, bytes, str,
+The batches are Python pickles. :func:`~paddle_cnn.safe_pickle.restricted_load` lets a pickle build numpy arrays, bytes, str,
 numbers and plain containers, and nothing else: a tarball with any other global (``os.system``,
 ``builtins.eval``...) is refused before that object is built, and object arrays are refused too.
 """
@@ -15,6 +15,7 @@ from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
 
+from ..safe_pickle import Refused, restricted_load
 from .errors import DataError, DataFileNotFoundError
 from .idx import ENV_VAR, data_root, download, verify_md5
 
@@ -33,34 +34,6 @@ CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
 
-# numpy's pickling of arrays and dtypes (numpy 1.x and 2.x module names); everything else is refused.
-_ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"), ("_codecs", "encode"),
-}
-
-
-class _ArraysOnly(pickle.Unpickler):
-    def __init__(self, file, source: str):
-        super().__init__(file, encoding="bytes")
-        self.source = source
-
-    def find_class(self, module, name):
-        if (module, name) in _ALLOWED:
-            if (module, name) == ("_codecs", "encode"):  # protocol-2 pickles of bytes written by Python 3
-                return _latin1_encode
-            return super().find_class(module, name)
-        raise DataError(self.source, f"refused to load: the pickle asks for {module}.{name}; a CIFAR-10 batch "
-                                     "holds only numpy arrays, bytes and lists")
-
-
-def _latin1_encode(text, encoding="latin1"):
-    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        raise pickle.UnpicklingError("_codecs.encode is allowed only for latin-1 text")
-    return text.encode("latin1")
-
-
 def _key(d: dict, name: str):
     for k in (name.encode(), name):
         if k in d:
@@ -70,9 +43,10 @@ def _key(d: dict, name: str):
 
 def _read_batch(raw: bytes, source: str) -> Tuple[np.ndarray, np.ndarray]:
     try:
-        batch = _ArraysOnly(io.BytesIO(raw), source).load()
-    except DataError:
-        raise
+        batch = restricted_load(io.BytesIO(raw), encoding="bytes")
+    except Refused as exc:
+        raise DataError(source, f"refused to load: the pickle asks for {exc.what}; a CIFAR-10 batch holds only "
+                                "numpy arrays, bytes and lists") from None
     except Exception as exc:  # a truncated or foreign file: say which member
         raise DataError(source, f"not a CIFAR-10 batch pickle ({type(exc).__name__}: {exc})") from None
     if not isinstance(batch, dict):

@@ -6,51 +6,20 @@ build numpy arrays and plain containers and refuses every other global before an
 """
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 from typing import Any, Dict, Union
 
 import numpy as np
 
+from ..safe_pickle import Refused, restricted_load
 from .checkpoint import CheckpointError, apply_state
 
 PathLike = Union[str, Path]
 
-_ALLOWED_GLOBALS = {
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "scalar"),
-    ("numpy.core.multiarray", "scalar"),
-    ("collections", "OrderedDict"),
-}
+# paddle.save's containers besides numpy arrays.
+_ALSO_ALLOWED = frozenset({("collections", "OrderedDict")})
 # paddle.save adds this bookkeeping entry (structured name -> global name); it holds no weights.
 _PADDLE_NAME_TABLE = "StructuredToParameterName@@"
-
-
-def _latin1_bytes(text, encoding="latin1"):
-    """The one use protocol-2 pickles of numpy arrays make of ``_codecs.encode``; nothing else."""
-    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        raise CheckpointError(f"refusing _codecs.encode({type(text).__name__}, {encoding!r}) in a pickle")
-    return text.encode("latin1")
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, file, source: str):
-        super().__init__(file)
-        self.source = source
-
-    def find_class(self, module: str, name: str):
-        if (module, name) == ("_codecs", "encode"):
-            return _latin1_bytes  # protocol 2 stores bytes as a latin-1 str to re-encode
-        if (module, name) in _ALLOWED_GLOBALS:
-            return super().find_class(module, name)
-        raise CheckpointError(f"{self.source}: refusing to unpickle {module}.{name}; a legacy checkpoint may "
-                              "hold only numpy arrays and plain containers (this file may be malicious)")
-
-    def persistent_load(self, pid):
-        raise CheckpointError(f"{self.source}: refusing a persistent reference in the pickle")
 
 
 def load_legacy_state_dict(path: PathLike, *, allow_pickle: bool = False) -> Dict[str, np.ndarray]:
@@ -64,9 +33,12 @@ def load_legacy_state_dict(path: PathLike, *, allow_pickle: bool = False) -> Dic
         raise CheckpointError(f"{path}: file not found")
     try:
         with open(path, "rb") as f:
-            data: Any = _RestrictedUnpickler(f, str(path)).load()
-    except CheckpointError:
-        raise
+            data: Any = restricted_load(f, _ALSO_ALLOWED)
+    except Refused as exc:
+        if exc.what.startswith("_codecs.encode"):
+            raise CheckpointError(f"{path}: refusing {exc.what} in a pickle") from None
+        raise CheckpointError(f"{path}: refusing to unpickle {exc.what}; a legacy checkpoint may hold only numpy "
+                              "arrays and plain containers (this file may be malicious)") from None
     except Exception as exc:  # a corrupt pickle can fail in many ways; none may escape unexplained
         raise CheckpointError(f"{path}: not a readable .pdparams pickle ({type(exc).__name__}: {exc})") from None
     if not isinstance(data, dict):

@@ -18,6 +18,7 @@ when its holder dies, so a killed run never blocks its own resume.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import os
@@ -295,7 +296,9 @@ class RunDir:
 
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # per open file: a 2nd open in-process conflicts too
-        except OSError:
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise  # e.g. a file system without locks: not "in use by another process"
             return os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "unknown process"
         return None
 
