@@ -44,17 +44,6 @@ def _one_line_error(res, *fragments):
 
 
 @pytest.fixture(scope="module")
-def csv_pair(tmp_path_factory):
-    from conftest import synthetic_images
-    from paddle_cnn import datasets as D
-
-    root = tmp_path_factory.mktemp("trust")
-    tr, tl = synthetic_images(400, seed=1)
-    te, tel = synthetic_images(120, seed=2)
-    return D.write_csv(root / "train.csv", tr, labels=tl), D.write_csv(root / "test.csv", te, labels=tel)
-
-
-@pytest.fixture(scope="module")
 def finished_run(csv_pair, tmp_path_factory):
     run = tmp_path_factory.mktemp("finished") / "run"
     train_and_evaluate(_config(csv_pair, epochs=2), run, verbose=False)
