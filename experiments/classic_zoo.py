@@ -111,7 +111,7 @@ def write_outputs(out: Path) -> List[dict]:
 
 def main(argv: Optional[List[str]] = None) -> Union[dict, int]:
     args = build_parser().parse_args(argv)
-    status = relaunch(args.processes, Path(__file__), argv)
+    status = relaunch(args.processes, Path(__file__), argv, getattr(args, "device", None) or "auto")
     if status is not None:  # the job ran under paddle.distributed.launch; its exit status
         return status
     overrides = given_overrides(args)

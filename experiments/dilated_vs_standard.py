@@ -60,7 +60,7 @@ def run_configs(args) -> List[RunConfig]:
 
 def main(argv: Optional[List[str]] = None) -> Union[dict, int]:
     args = build_parser().parse_args(argv)
-    status = relaunch(args.processes, Path(__file__), argv)
+    status = relaunch(args.processes, Path(__file__), argv, getattr(args, "device", None) or "auto")
     if status is not None:  # the job ran under paddle.distributed.launch; its exit status
         return status
     out = args.resume or args.out

@@ -74,7 +74,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         run_dir = args.out or Path("runs") / overrides.get("net", RunConfig.net)
         config = RunConfig(**overrides).validate()
     nets.get_info(config.net)  # an unknown name fails here, listing the valid ones
-    status = relaunch(args.processes, Path(__file__).with_name("__main__.py"), args.argv)
+    status = relaunch(args.processes, Path(__file__).with_name("__main__.py"), args.argv, config.device)
     if status is not None:
         return status
     _, results = train_and_evaluate(config, run_dir, resume=args.resume is not None, overwrite=args.overwrite)

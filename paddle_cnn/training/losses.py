@@ -25,6 +25,9 @@ class AuxiliaryLoss(nn.Layer):
         if len(logits) > 1 + len(self.weights):
             raise ValueError(f"the network returned {len(logits)} outputs but only {len(self.weights)} "
                              "auxiliary loss weights are known")
+        # Under AMP O1 the logits come out in float16 (bfloat16 elsewhere): the softmax and the loss
+        # are computed in float32, as autocast would for a loss inside it.
+        logits = [x if x.dtype == paddle.float32 else x.astype("float32") for x in logits]
         loss = self.ce(logits[0], label)
         for w, aux in zip(self.weights, logits[1:]):
             loss = loss + w * self.ce(aux, label)
@@ -40,7 +43,7 @@ class MainAccuracy(paddle.metric.Accuracy):
     """
 
     def compute(self, *args):
-        pred, label = args[0].numpy(), args[-1].numpy()
+        pred, label = args[0].astype("float32").numpy(), args[-1].numpy()  # float16 logits under AMP
         # A stable sort of the negated scores ranks ties by class index, as argmax does.
         top = np.argsort(-pred, axis=-1, kind="stable")[..., :self.maxk]
         if label.ndim == 1 or (label.ndim == 2 and label.shape[-1] == 1):

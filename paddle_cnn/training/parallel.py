@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -41,18 +41,43 @@ def _without_processes(argv: Sequence[str]) -> List[str]:
 LOG_DIR = Path("runs") / "launch_logs"  # the launcher's per-rank worker logs
 
 
-def relaunch(processes: int, script: Path, argv: Optional[Sequence[str]], log_dir: Path = LOG_DIR) -> Optional[int]:
+def launch_environment(processes: int, device: str) -> Dict[str, str]:
+    """The environment of a launched job. A CPU job (``--device cpu``, or ``auto`` without a GPU)
+    hides the GPUs and asks for gloo, so a CUDA build does not pick NCCL for CPU tensors; a GPU job
+    needs one visible GPU per process (Paddle's launcher otherwise dies with an IndexError)."""
+    import paddle
+
+    from ..errors import ConfigError
+
+    env = dict(os.environ)
+    cuda = paddle.is_compiled_with_cuda()
+    gpus = paddle.device.cuda.device_count() if cuda else 0
+    if device == "cpu" or (device == "auto" and gpus == 0):
+        env["PADDLE_DISTRI_BACKEND"] = "gloo"
+        if cuda:
+            env["CUDA_VISIBLE_DEVICES"] = ""
+        return env
+    if processes > gpus:
+        raise ConfigError(f"--processes {processes} needs one GPU per process, but {gpus} "
+                          f"{'is' if gpus == 1 else 'are'} visible; use --processes {max(gpus, 1)}, or --device cpu "
+                          "for CPU processes")
+    return env
+
+
+def relaunch(processes: int, script: Path, argv: Optional[Sequence[str]], device: str = "auto",
+             log_dir: Path = LOG_DIR) -> Optional[int]:
     """Run ``script argv`` on ``processes`` processes and return the job's exit status; None when
     there is nothing to do (one process, or already inside a launched job)."""
     if processes < 1:
         raise ValueError(f"--processes must be >= 1, got {processes}")
     if processes == 1 or inside_launched_job():
         return None
+    env = launch_environment(processes, device)
     args = _without_processes(sys.argv[1:] if argv is None else argv)
     cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", str(processes),
            "--max_restart", "0", "--log_dir", str(log_dir), str(script), *args]
     print(f"launching {processes} processes (worker logs in {log_dir})", flush=True)
-    return subprocess.call(cmd)
+    return subprocess.call(cmd, env=env)
 
 
 def world() -> Tuple[int, int]:

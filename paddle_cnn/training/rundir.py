@@ -86,6 +86,7 @@ class CheckpointState:
     lr_scheduler: Optional[Dict[str, Any]]
     rng: Dict[str, Any]
     tensors: Dict[str, str]  # sha256 of each tensor file, checked before loading
+    grad_scaler: Optional[Dict[str, Any]] = None  # AMP's loss scaling (scale, counters); None without AMP
 
 
 @dataclass

@@ -126,6 +126,7 @@ class Trainer:
         if saved is not None:
             ckpt.load_weights(saved.folder, self.net)  # checksums verified first
             ckpt.load_optimizer(saved.folder, self.optimizer, self.net)
+            restore_grad_scaler(self.model, saved.state.grad_scaler)
             self.state = saved.state.run
         self.state.commands.append(invocation())
         # 2. Only now: lock the folder, move an old run aside (--overwrite), write the config.
@@ -146,7 +147,8 @@ class Trainer:
             num_classes=len(self.data.class_names), tensors={},
             lr_scheduler=None if self.scheduler is None else self.scheduler.state_dict(),
             rng={"scheme": "reseed every RNG with epoch_seed(seed, epoch) at each epoch start", "seed": c.seed,
-                 "next_epoch_seed": cb.epoch_seed(c.seed, self.state.epoch + 1)})
+                 "next_epoch_seed": cb.epoch_seed(c.seed, self.state.epoch + 1)},
+            grad_scaler=grad_scaler_state(self.model))
 
     # -- training and evaluation
     def fit(self, epochs: Optional[int] = None) -> List[Any]:
@@ -282,6 +284,27 @@ class Trainer:
         plots.prediction_grid(self.data.test.images[pick], self.data.test.labels[pick],
                               softmax(ev["logits"][pick]), names, self.run_dir / "predictions_test.png",
                               title=f"{cfg.net}: random test images (red = wrong)")
+
+
+def grad_scaler_state(model: paddle.Model) -> Optional[Dict[str, Any]]:
+    """AMP's loss-scaling state as JSON (None without AMP): a resume that starts the scale afresh
+    would skip or under-scale steps the uninterrupted run did not."""
+    scaler = getattr(model, "_scaler", None)  # paddle.Model creates it at the first AMP train step
+    state = scaler.state_dict() if scaler is not None else {}
+    if not state:
+        return None
+    return {k: ([float(x) for x in np.asarray(v).reshape(-1)] if k == "scale" else v) for k, v in state.items()}
+
+
+def restore_grad_scaler(model: paddle.Model, state: Optional[Dict[str, Any]]) -> None:
+    """Recreate paddle.Model's GradScaler (as its first AMP step would) with the saved state."""
+    if state is None:
+        return
+    if model._adapter._amp_level == "O0":
+        raise ConfigError("the checkpoint holds AMP loss-scaling state but this run has amp off; resume with --amp")
+    if getattr(model, "_scaler", None) is None:
+        model._scaler = paddle.amp.GradScaler(**model._adapter._amp_configs)
+    model._scaler.load_state_dict(dict(state, scale=np.asarray(state["scale"], dtype=np.float32)))
 
 
 def data_contract(config: RunConfig, data: RunData) -> InputContract:
