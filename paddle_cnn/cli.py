@@ -87,7 +87,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from paddle_cnn.training import build_data, evaluate_network, load_model
+    from paddle_cnn.training.trainer import select_device
 
+    select_device(args.device)
     net, config, state = load_model(args.run_dir, args.which)
     moved = {k: getattr(args, k) for k in ("data_dir", "train_csv", "test_csv") if getattr(args, k)}
     config = dataclasses.replace(config, **moved).with_absolute_paths()
@@ -105,6 +107,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from paddle_cnn import images as I
     from paddle_cnn.inference import open_predictor
 
+    from paddle_cnn.inference import EXPORT_META
+    from paddle_cnn.training.trainer import select_device
+
+    if (args.model / EXPORT_META).is_file() and args.device == "gpu":
+        raise ConfigError(f"{args.model}: an export is predicted on CPU here (Paddle Inference with oneDNN); "
+                          "give the run folder with --device gpu to predict on the GPU")
+    if not (args.model / EXPORT_META).is_file():
+        select_device(args.device)
     predictor = open_predictor(args.model, args.which)
     meta, contract = predictor.meta, predictor.contract
     names = meta["classes"][args.lang]
@@ -264,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None, help="where the IDX data is now, if it moved since training")
     p.add_argument("--train-csv", default=None, help="the training CSV, if the run used one and it moved")
     p.add_argument("--test-csv", default=None, help="the test CSV, if the run used one and it moved")
+    p.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
+                   help="auto: the GPU when this Paddle has CUDA and sees one (default: auto)")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("predict", help="top-k classes for your own image files (PNG, JPEG, ...)")
@@ -276,9 +288,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="make the object light on dark like the training data (auto: when the border is light)")
     p.add_argument("--save-grid", type=Path, default=None, metavar="PNG",
                    help="save the inputs as the model saw them, with predictions")
+    p.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
+                   help="for a run folder (an export always predicts on CPU, threads = the cores this process "
+                        "may use); default: auto")
     p.set_defaults(func=_cmd_predict)
 
-    p = sub.add_parser("export", help="write an inference model (paddle.jit.save) and its metadata")
+    p = sub.add_parser("export", help="write an inference model (paddle.jit.save) and its metadata; "
+                                      "paddle-cnn predict runs it on CPU through Paddle Inference with oneDNN")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--which", default="best", help="checkpoint to export (default: best)")
     p.add_argument("--out", type=Path, default=None, help="export folder (default: RUN_DIR/export)")

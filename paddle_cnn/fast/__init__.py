@@ -165,7 +165,8 @@ def _load() -> ModuleType:
     import paddle
 
     if paddle.is_compiled_with_cuda():
-        raise FastOpsUnavailable("a CUDA build of Paddle: its GPU kernels are used")
+        raise FastOpsUnavailable("this Paddle is a CUDA build, which the operators are not built against; on CPU "
+                                 "it runs Paddle's own CPU kernels (GPU runs never use these operators)")
     libdnnl = _paddle_libs() / "libdnnl.so.3"
     if not libdnnl.is_file():
         raise FastOpsUnavailable(f"this Paddle wheel ships no {libdnnl.name}")
