@@ -225,3 +225,44 @@ def paddle_nn_norms():
     from paddle import nn
 
     return (nn.BatchNorm1D, nn.BatchNorm2D, nn.BatchNorm3D, nn.BatchNorm)
+
+
+def test_two_nodes_through_paddles_launcher_on_loopback_match_one_process(tmp_path, synthetic_csvs):
+    """The two-machine recipe of README, both "machines" on this one: a launcher per node with
+    --nnodes 2 --master 127.0.0.1:PORT --rank 0|1, one process each."""
+    import socket
+
+    train, test = synthetic_csvs
+    config = RunConfig(net="standard_cnn", train_csv=str(train), test_csv=str(test), val_size=80, epochs=1,
+                       batch_size=32, log_every=1000)
+    _, want = train_and_evaluate(config, tmp_path / "single", verbose=False)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = ["train", "--net", "standard_cnn", "--train-csv", str(train), "--test-csv", str(test), "--val-size", "80",
+            "--epochs", "1", "--batch-size", "32", "--log-every", "1000", "--out", str(tmp_path / "two")]
+    nodes = [subprocess.Popen([sys.executable, "-m", "paddle.distributed.launch", "--nnodes", "2", "--master",
+                               f"127.0.0.1:{port}", "--rank", str(rank), "--nproc_per_node", "1", "--max_restart", "0",
+                               "--log_dir", str(tmp_path / f"node{rank}"), _paddle_cnn_script(), *args],
+                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for rank in (0, 1)]
+    try:
+        outs = [node.communicate(timeout=600)[0] for node in nodes]
+    finally:
+        for node in nodes:
+            if node.poll() is None:
+                node.kill()
+    for rank, node in enumerate(nodes):
+        log = tmp_path / f"node{rank}" / "workerlog.0"
+        assert node.returncode == 0, outs[rank][-2000:] + (log.read_text()[-3000:] if log.exists() else "")
+    got = json.loads((tmp_path / "two" / "results.json").read_text())
+    assert got["processes"] == 2 and got["test"]["n"] == 120 and got["val"]["n"] == 80
+    assert got["test"]["acc"] == want["test"]["acc"]
+    assert got["test"]["loss"] == pytest.approx(want["test"]["loss"], rel=1e-4)
+    for a, b in zip(_metrics(tmp_path / "two"), _metrics(tmp_path / "single")):
+        for key in ("train_loss", "val_loss", "val_acc"):
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), (key, a, b)
+    w1 = load_file(str(tmp_path / "single" / "checkpoints" / "latest" / "model.safetensors"))
+    w2 = load_file(str(tmp_path / "two" / "checkpoints" / "latest" / "model.safetensors"))
+    for k in w1:
+        np.testing.assert_allclose(w2[k], w1[k], atol=1e-5, rtol=1e-4, err_msg=k)
