@@ -85,6 +85,16 @@ def _os_error_code(exc: BaseException):
     return cause.errno if isinstance(cause, OSError) else None
 
 
+CACHE_ENV = "PADDLE_CNN_CACHE"
+
+
+def cache_root() -> Path:
+    """Where paddle_cnn keeps what it can rebuild (parsed CSVs, compiled operators): $PADDLE_CNN_CACHE,
+    else ~/.cache/paddle_cnn."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env) if env else Path.home() / ".cache" / "paddle_cnn"
+
+
 def file_digest(path: PathLike, algorithm: str = "sha256", suffix: bytes = b"") -> str:
     """Hex digest of a file's bytes (then ``suffix``), read a MiB at a time."""
     import hashlib

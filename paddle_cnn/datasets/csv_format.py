@@ -10,7 +10,6 @@ import contextlib
 import gzip
 import io
 import math
-import os
 import warnings
 import zipfile
 import zlib
@@ -21,12 +20,11 @@ from typing import BinaryIO, Iterator, List, Optional, Union
 import numpy as np
 import pandas as pd
 
-from ..fileio import atomic_savez, atomic_write_bytes, file_digest
+from ..fileio import atomic_savez, atomic_write_bytes, cache_root, file_digest
 from .errors import DataError, DataFileNotFoundError
 
 PathLike = Union[str, Path]
 
-CACHE_ENV_VAR = "PADDLE_CNN_CACHE"
 # Bump when the parsed representation changes, so old cache entries are never read.
 _CACHE_FORMAT = 2
 
@@ -38,11 +36,6 @@ class CSVData:
     images: np.ndarray
     labels: Optional[np.ndarray]
     ids: Optional[np.ndarray]
-
-
-def default_cache_dir() -> Path:
-    env = os.environ.get(CACHE_ENV_VAR)
-    return Path(env) if env else Path.home() / ".cache" / "paddle_cnn"
 
 
 def _check_file(path: Path) -> None:
@@ -266,7 +259,7 @@ def load_csv(path: PathLike, cache_dir: Optional[PathLike] = None, use_cache: bo
         return parse_csv(path)
     # Keyed by how the bytes are read too: the same bytes named .gz or .zip must fail as they would uncached.
     key = file_digest(path, "blake2b", suffix=b"\0" + _container(path).encode())
-    cache_file = Path(cache_dir or default_cache_dir()) / "csv" / f"{key}-v{_CACHE_FORMAT}.npz"
+    cache_file = Path(cache_dir or cache_root()) / "csv" / f"{key}-v{_CACHE_FORMAT}.npz"
     if cache_file.is_file():
         try:
             with np.load(cache_file, allow_pickle=False) as z:

@@ -20,6 +20,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import List, Optional
 
+from ..fileio import cache_root
+
 SOURCE = Path(__file__).with_name("onednn_ops.cc")
 SWITCH = "PADDLE_CNN_FAST_OPS"
 HEADERS_ENV = "PADDLE_CNN_ONEDNN_INCLUDE"  # a folder holding oneapi/dnnl/dnnl.hpp, if not in the environment
@@ -152,11 +154,6 @@ def build_key() -> str:
     h = hashlib.sha256(SOURCE.read_bytes())
     h.update(f"{paddle.__version__}|{paddle.version.commit}|{sys.version_info[:2]}|{sysconfig.get_platform()}".encode())
     return h.hexdigest()[:16]
-
-
-def cache_root() -> Path:
-    env = os.environ.get("PADDLE_CNN_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "paddle_cnn"
 
 
 def _load() -> ModuleType:
