@@ -1,9 +1,10 @@
 """Callbacks for ``paddle.Model.fit``, one job each, in the shape of ``paddle.callbacks``.
 
 ``fit`` counts epochs from 0 and knows nothing of earlier runs; the run's own epoch is
-``state.epoch + 1`` while an epoch trains. They run in the order the trainer lists them:
-reseed, meter, schedule, validate, VisualDL, checkpoint, then progress
-(:mod:`~paddle_cnn.training.progress`). Each gets only what it needs.
+``state.epoch + 1`` while an epoch trains. The callbacks here do per-step work (reseed, meter,
+per-step schedule, VisualDL scalars, progress); what happens after an epoch (schedule, validate,
+record, log, checkpoint, print) is one sequence, ``Trainer._end_of_epoch``, run by
+:class:`AtEpochEnd`. Each gets only what it needs.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import io
 import math
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List
 
 import numpy as np
 import paddle
@@ -143,44 +144,37 @@ class TrainMeter(paddle.callbacks.Callback):
         return time.perf_counter() - self.started
 
 
-class StepSchedule(paddle.callbacks.Callback):
-    """Steps the LR schedule per step (one-cycle) or per epoch (the others)."""
+class StepSchedulePerStep(paddle.callbacks.Callback):
+    """Steps a per-step LR schedule (one-cycle) after every batch; per-epoch schedules step in the
+    trainer's end-of-epoch sequence."""
 
-    def __init__(self, scheduler, per_step: bool):
+    def __init__(self, scheduler):
         super().__init__()
-        self.scheduler, self.per_step = scheduler, per_step
+        self.scheduler = scheduler
 
     def on_train_batch_end(self, step, logs=None):
-        if self.scheduler is not None and self.per_step:
-            self.scheduler.step()
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.scheduler is not None and not self.per_step:
-            self.scheduler.step()
+        self.scheduler.step()
 
 
-class ValidateEachEpoch(paddle.callbacks.Callback):
-    """Whole validation set in eval mode after each epoch; appends the epoch's row to the state."""
+class AtEpochEnd(paddle.callbacks.Callback):
+    """Calls ``work()`` after each epoch's last step: the trainer's end-of-epoch sequence, in one place."""
 
-    def __init__(self, state: RunState, meter: TrainMeter, evaluate: Callable[[], Dict]):
+    def __init__(self, work: Callable[[], None]):
         super().__init__()
-        self.state, self.meter, self.evaluate = state, meter, evaluate
-        self.last: Optional[Dict] = None
-        self.improved = False
+        self.work = work
 
     def on_epoch_end(self, epoch, logs=None):
-        m = self.meter
-        seconds = m.seconds
-        val = self.evaluate()
-        st = self.state
-        row = EpochRow(epoch=st.epoch + 1, train_loss=m.mean_loss, train_acc=m.acc, val_loss=val["loss"],
-                       val_acc=val["acc"], lr=m.lr, seconds=seconds, images_per_s=m.seen / seconds)
-        st.history.append(row)
-        st.epoch = row.epoch
-        self.improved = st.best_val_acc is None or val["acc"] > st.best_val_acc
-        if self.improved:
-            st.best_val_acc, st.best_epoch = val["acc"], row.epoch
-        self.last = val
+        self.work()
+
+
+def record_epoch(state: RunState, row: EpochRow) -> bool:
+    """Append the epoch's row to the state and advance it; True when validation accuracy improved."""
+    state.history.append(row)
+    state.epoch = row.epoch
+    improved = state.best_val_acc is None or row.val_acc > state.best_val_acc
+    if improved:
+        state.best_val_acc, state.best_epoch = row.val_acc, row.epoch
+    return improved
 
 
 # Per-step scalars reach VisualDL in groups of this many steps: one add_scalar per step from the
@@ -196,10 +190,10 @@ class VisualDLLog(paddle.callbacks.Callback):
     are moved to ``vdl/interrupted/``), so the curve has no duplicate steps.
     """
 
-    def __init__(self, logdir: Path, state: RunState, meter: TrainMeter, validator: ValidateEachEpoch,
+    def __init__(self, logdir: Path, state: RunState, meter: TrainMeter,
                  class_names, first_images: Callable[[], np.ndarray], hparams: Dict):
         super().__init__()
-        self.logdir, self.state, self.meter, self.validator = logdir, state, meter, validator
+        self.logdir, self.state, self.meter = logdir, state, meter
         self.class_names, self.first_images, self.hparams = class_names, first_images, hparams
         self.writer = None
         self.pending: List[tuple] = []  # (tag, value, step, walltime ms) not yet handed to the writer
@@ -239,10 +233,12 @@ class VisualDLLog(paddle.callbacks.Callback):
             except Exception:  # noqa: BLE001 - best effort while another exception is on its way up
                 pass
 
-    def on_epoch_end(self, epoch, logs=None):
+    def log_epoch(self, row: EpochRow, val: Dict) -> None:
+        """The epoch's scalars and validation confusion matrix, flushed; records the log's size for the
+        checkpoint that follows (a resume cuts the log back to it)."""
         self.write_pending()
         # Per-epoch values are logged at the global step too, so they overlay the per-step train curves.
-        row, val, w, gs = self.state.history[-1], self.validator.last, self.writer, self.state.global_step
+        w, gs = self.writer, self.state.global_step
         w.add_scalar("val/loss", round(row.val_loss, 6), gs)
         w.add_scalar("val/acc", round(row.val_acc, 6), gs)
         w.add_scalar("train/epoch_loss", round(row.train_loss, 6), gs)
@@ -283,16 +279,3 @@ def log_test_metrics(logdir: Path, step: int, metrics: Dict) -> None:
         writer.add_scalar("test/loss", round(float(metrics["loss"]), 6), step)
     finally:
         writer.close()
-
-
-class CheckpointEachEpoch(paddle.callbacks.Callback):
-    """metrics.csv and a checkpoint (epoch_N, latest, and best when validation improved)."""
-
-    def __init__(self, write_metrics: Callable[[], None], save: Callable[[bool], None],
-                 validator: ValidateEachEpoch):
-        super().__init__()
-        self.write_metrics, self.save, self.validator = write_metrics, save, validator
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.write_metrics()
-        self.save(self.validator.improved)

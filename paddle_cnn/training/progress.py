@@ -159,12 +159,12 @@ class ShowProgress(paddle.callbacks.Callback):
                   f"ETA epoch {duration(epoch_eta)}, job {duration(self.job.eta())}",
                   file=sys.stdout, flush=True)
 
-    def on_epoch_end(self, epoch, logs=None):
+    def show_epoch(self, row) -> None:
+        """The epoch's summary line (called by the trainer once the epoch is validated and saved)."""
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        r = self.state.history[-1]
-        print(epoch_line(r, self.epochs, self.job), file=sys.stdout, flush=True)
+        print(epoch_line(row, self.epochs, self.job), file=sys.stdout, flush=True)
 
     def on_train_end(self, logs=None):
         if self.bar is not None:

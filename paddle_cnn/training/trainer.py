@@ -31,7 +31,7 @@ from .evaluation import classification_metrics, confusion_matrix, predict_logits
 from .losses import AuxiliaryLoss, MainAccuracy
 from .parallel import share_saved_buffers, world
 from .progress import Job, ShowProgress
-from .rundir import CheckpointState, RunDir, RunDirError, RunState
+from .rundir import CheckpointState, EpochRow, RunDir, RunDirError, RunState
 from ..errors import Interrupted, interrupt_status
 from ..fileio import atomic_savez
 
@@ -163,24 +163,21 @@ class Trainer:
         self.run.lock()
         c, st = self.config, self.state
         meter = cb.TrainMeter(st, self.optimizer, self.run.describe_latest)
-        validator = cb.ValidateEachEpoch(st, meter, lambda: self.evaluate("val"))
-        callbacks = [cb.ReseedEachEpoch(c.seed, st, self.train_loader), meter,
-                     cb.StepSchedule(self.scheduler, per_step=c.schedule == "onecycle"), validator]
-        vdl = None
+        callbacks = [cb.ReseedEachEpoch(c.seed, st, self.train_loader), meter]
+        if self.scheduler is not None and c.schedule == "onecycle":
+            callbacks.append(cb.StepSchedulePerStep(self.scheduler))
+        vdl = progress = None
         if self.is_main:
             names = self.data.class_names
-            vdl = cb.VisualDLLog(self.run_dir / "vdl", st, meter, validator, names,
+            vdl = cb.VisualDLLog(self.run_dir / "vdl", st, meter, names,
                                  lambda: plots.tile_grid(plots.samples_by_class(
                                      self.data.train.images, self.data.train.labels, len(names)), len(names), 10),
                                  c.to_dict())
-            callbacks += [
-                vdl,
-                cb.CheckpointEachEpoch(lambda: self.run.write_metrics(st.history),
-                                       lambda best: self.run.save_checkpoint(self.net, self.optimizer,
-                                                                             self.checkpoint_state(), best=best,
-                                                                             keep=c.keep_epochs), validator)]
+            callbacks.append(vdl)
         if self.verbose:
-            callbacks.append(ShowProgress(c.net, st, meter, c.epochs, c.log_every, len(self.train_loader), self.job))
+            progress = ShowProgress(c.net, st, meter, c.epochs, c.log_every, len(self.train_loader), self.job)
+            callbacks.append(progress)
+        callbacks.append(cb.AtEpochEnd(lambda: self._end_of_epoch(meter, vdl, progress)))
         # An inert LRScheduler callback stops paddle.Model from stepping the schedule every batch.
         inert = paddle.callbacks.LRScheduler(by_step=False, by_epoch=False)
         try:
@@ -202,6 +199,27 @@ class Trainer:
         finally:
             self.run.release()
         return st.history
+
+    def _end_of_epoch(self, meter: cb.TrainMeter, vdl: Optional[cb.VisualDLLog],
+                      progress: Optional[ShowProgress]) -> None:
+        """Everything after an epoch's last step, in this order: the checkpoint must hold the stepped
+        schedule, the epoch's row and the VisualDL log size it was taken at."""
+        c, st = self.config, self.state
+        seconds = meter.seconds  # training time only, before validation
+        if self.scheduler is not None and c.schedule != "onecycle":
+            self.scheduler.step()  # 1. per-epoch schedules
+        val = self.evaluate("val")  # 2. the whole validation set, eval mode
+        row = EpochRow(epoch=st.epoch + 1, train_loss=meter.mean_loss, train_acc=meter.acc, val_loss=val["loss"],
+                       val_acc=val["acc"], lr=meter.lr, seconds=seconds, images_per_s=meter.seen / seconds)
+        improved = cb.record_epoch(st, row)  # 3. history, epoch counter, best
+        if vdl is not None:
+            vdl.log_epoch(row, val)  # 4. VisualDL (sets st.vdl_log_bytes)
+        if self.is_main:  # 5. metrics.csv, then epoch_N / latest (/ best)
+            self.run.write_metrics(st.history)
+            self.run.save_checkpoint(self.net, self.optimizer, self.checkpoint_state(), best=improved,
+                                     keep=c.keep_epochs)
+        if progress is not None:
+            progress.show_epoch(row)  # 6. the epoch's summary line
 
     def dataset(self, split: str):
         if split not in ("train", "val", "test"):
