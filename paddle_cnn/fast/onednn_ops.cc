@@ -139,11 +139,17 @@ ConvPrims& conv_prims(const Conv& c, bool bias, bool cl_in, bool cl_out) {
                           c.strides, c.dilates, c.pad_l, c.pad_r);
     auto bwd_data = dnnl::convolution_backward_data::primitive_desc(
         eng, dnnl::algorithm::convolution_direct, src, wei, dst, c.strides, c.dilates, c.pad_l, c.pad_r, fwd);
+    // A strided 1x1 kernel's weight gradient on NHWC maps (oneDNN's reduce-to-unit-stride 1x1 kernel)
+    // crashed or hung for output channels that are not a multiple of 16 (3, 5, 7, 8 seen; oneDNN 3.6):
+    // there oneDNN picks the layouts and the maps are reordered to them.
+    const bool strided_1x1 = c.kh == 1 && c.kw == 1 && (c.strides[0] > 1 || c.strides[1] > 1);
+    memory::desc wsrc = strided_1x1 ? memory::desc({c.n, c.ic, c.ih, c.iw}, dt::f32, tag::any) : src;
+    memory::desc wdst = strided_1x1 ? memory::desc({c.n, c.oc, c.oh, c.ow}, dt::f32, tag::any) : dst;
     auto bwd_weights = bias ? dnnl::convolution_backward_weights::primitive_desc(
-                                  eng, dnnl::algorithm::convolution_direct, src, wei, b, dst, c.strides, c.dilates,
+                                  eng, dnnl::algorithm::convolution_direct, wsrc, wei, b, wdst, c.strides, c.dilates,
                                   c.pad_l, c.pad_r, fwd)
                             : dnnl::convolution_backward_weights::primitive_desc(
-                                  eng, dnnl::algorithm::convolution_direct, src, wei, dst, c.strides, c.dilates,
+                                  eng, dnnl::algorithm::convolution_direct, wsrc, wei, wdst, c.strides, c.dilates,
                                   c.pad_l, c.pad_r, fwd);
     return ConvPrims{fwd, bwd_data, bwd_weights, dnnl::convolution_forward(fwd),
                      dnnl::convolution_backward_data(bwd_data), dnnl::convolution_backward_weights(bwd_weights)};
