@@ -78,15 +78,19 @@ def synthetic_images(n: int, seed: int = 0, num_classes: int = 10):
     return images, labels
 
 
+def make_csv_pair(root: Path, train_rows: int = 400, test_rows: int = 120):
+    """Labelled train and test CSVs of :func:`synthetic_images` in ``root``."""
+    from paddle_cnn import datasets as D
+
+    tr, tl = synthetic_images(train_rows, seed=1)
+    te, tel = synthetic_images(test_rows, seed=2)
+    return D.write_csv(root / "train.csv", tr, labels=tl), D.write_csv(root / "test.csv", te, labels=tel)
+
+
 @pytest.fixture(scope="session")
 def csv_pair(tmp_path_factory):
     """Read-only labelled train (400 rows) and test (120 rows) CSVs shared by the whole session."""
-    from paddle_cnn import datasets as D
-
-    root = tmp_path_factory.mktemp("csv_pair")
-    tr, tl = synthetic_images(400, seed=1)
-    te, tel = synthetic_images(120, seed=2)
-    return D.write_csv(root / "train.csv", tr, labels=tl), D.write_csv(root / "test.csv", te, labels=tel)
+    return make_csv_pair(tmp_path_factory.mktemp("csv_pair"))
 
 
 @pytest.fixture

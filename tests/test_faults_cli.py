@@ -32,13 +32,9 @@ def _one_line(res, status, *fragments):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    from conftest import synthetic_images
-    from paddle_cnn import datasets as D
+    from conftest import make_csv_pair
 
-    root = tmp_path_factory.mktemp("faults")
-    tr, tl = synthetic_images(1200, seed=1)
-    te, tel = synthetic_images(120, seed=2)
-    return D.write_csv(root / "train.csv", tr, labels=tl), D.write_csv(root / "test.csv", te, labels=tel)
+    return make_csv_pair(tmp_path_factory.mktemp("faults"), train_rows=1200)
 
 
 def _flags(data, epochs=2):
