@@ -88,6 +88,7 @@ def test_a_checkpoint_newer_than_latest_is_the_one_resumed(csv_pair, run, capsys
     shutil.copytree(run / "checkpoints" / "epoch_1", run / "checkpoints" / "latest")
     trainer, out = _resume(csv_pair, run, capsys)
     assert trainer.state.epoch == 2 and "checkpoint 'epoch_2' (epoch 2)" in out
+    assert "checkpoints/latest is behind it, at epoch 1" in out and "missing" not in out
 
 
 def test_an_intact_latest_is_preferred_among_equals(csv_pair, run, capsys):

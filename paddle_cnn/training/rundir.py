@@ -97,6 +97,7 @@ class ResumePoint:
     folder: Path  # the verified folder (a moved-aside copy if a swap was cut short)
     state: CheckpointState
     damaged: Dict[str, str] = field(default_factory=dict)  # checkpoint name -> why it cannot be used
+    latest_epoch: Optional[int] = None  # the epoch of an intact 'latest' older than this point
 
     @property
     def epoch(self) -> int:
@@ -107,9 +108,13 @@ class ResumePoint:
         what = f"checkpoint '{self.name}' (epoch {self.epoch})"
         if self.name == "latest":
             return what
-        why = self.damaged.get("latest", "missing")
-        return f"{what}, the newest intact one: checkpoints/latest is {why if why == 'missing' else 'damaged'}" + \
-            ("" if why == "missing" else f" ({why})")
+        if "latest" in self.damaged:
+            why = f"damaged ({self.damaged['latest']})"
+        elif self.latest_epoch is not None:
+            why = f"behind it, at epoch {self.latest_epoch} (a process stopped before replacing it)"
+        else:
+            why = "missing"
+        return f"{what}, the newest intact one: checkpoints/latest is {why}"
 
 
 class RunDir:
@@ -191,7 +196,8 @@ class RunDir:
             except ckpt.CheckpointError as exc:
                 damaged[name] = str(exc)
                 continue
-            return ResumePoint(name, folder, state, damaged=dict(sorted(damaged.items())))
+            latest = next((s.run.epoch for n, s in readable if n == "latest" and n not in damaged), None)
+            return ResumePoint(name, folder, state, damaged=dict(sorted(damaged.items())), latest_epoch=latest)
         if names:
             first = next(iter(sorted(damaged.items())))
             raise RunDirError(f"{self.checkpoints}: none of its {len(names)} checkpoints is intact (first: "

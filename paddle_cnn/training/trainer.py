@@ -98,11 +98,12 @@ class Trainer:
             self.run.check_new(overwrite)
         self.device = select_device(config.device)
         self.threads = config.threads or fast.default_threads(self.world_size)
-        if self.threads > fast.available_cores():  # oversubscribed oneDNN threads ran 300x slower here
+        cores = fast.available_cores()
+        if self.threads > cores:  # oversubscribed oneDNN threads ran 300x slower here
             if self.verbose:
-                print(f"threads={self.threads} is more than the {fast.available_cores()} cores this process may "
-                      f"use; using {fast.available_cores()}", file=sys.stderr, flush=True)
-            self.threads = fast.available_cores()
+                print(f"threads={self.threads} is more than the {cores} cores this process may use; using {cores}",
+                      file=sys.stderr, flush=True)
+            self.threads = cores
         if self.device == "cpu":  # GPU runs never build or load the CPU operators
             fast.set_threads(self.threads)  # no effect where they are unavailable
         if config.amp and self.device != "gpu":
