@@ -20,7 +20,8 @@ from typing import Dict, List, Optional, Union
 from paddle_cnn import analysis, nets, report
 from paddle_cnn.entry import run_command
 from paddle_cnn.fileio import atomic_write_text
-from paddle_cnn.training import RunConfig, RunDir, add_config_args, build_data, plan_job, plots, train_and_evaluate
+from paddle_cnn.training import (
+    RunConfig, RunDir, RunLayout, add_config_args, build_data, plan_job, plots, train_and_evaluate)
 from paddle_cnn.training.trainer import net_cost
 from paddle_cnn.training.config import given_overrides
 from paddle_cnn.training.parallel import add_processes_arg, is_main_process, relaunch
@@ -88,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def finished(run_dir: Path) -> bool:
-    return (run_dir / "results.json").is_file()
+    return RunLayout.at(run_dir).results.is_file()
 
 
 def write_outputs(out: Path) -> List[dict]:
@@ -127,7 +128,7 @@ def main(argv: Optional[List[str]] = None) -> Union[dict, int]:
     out = args.out or Path("runs/classic_zoo_cifar10" if cifar else "runs/classic_zoo")
     if not args.table_only:
         for config in configs:  # a folder that holds something other than a run is refused before any training
-            if not (out / config.net / "config.json").is_file():
+            if not RunLayout.at(out / config.net).config.is_file():
                 RunDir(out / config.net, writer=is_main_process()).check_new(args.overwrite)
         todo = [c for c in configs if args.overwrite or not finished(out / c.net)]
         for config in configs:
@@ -146,7 +147,7 @@ def main(argv: Optional[List[str]] = None) -> Union[dict, int]:
             print(f"\n=== {config.net}: {info.description}\n    {analysis.human(net_cost(config).flops)} FLOPs per "
                   f"image; {config.optimizer} lr {config.lr:g} {config.schedule}, {config.epochs} epochs, "
                   f"augment {config.augment}")
-            resume = (run_dir / "config.json").is_file() and not args.overwrite
+            resume = RunLayout.at(run_dir).config.is_file() and not args.overwrite
             train_and_evaluate(config, run_dir, resume=resume, overwrite=args.overwrite, data=loaded[key], job=job)
     results = write_outputs(out) if out.is_dir() and is_main_process() else []  # only rank 0 writes
     if results:

@@ -18,7 +18,8 @@ import numpy as np
 import paddle
 
 from paddle_cnn import nets, report
-from paddle_cnn.training import RunConfig, RunDir, add_config_args, build_data, plan_job, softmax, train_and_evaluate
+from paddle_cnn.training import (
+    RunConfig, RunDir, RunLayout, add_config_args, build_data, plan_job, softmax, train_and_evaluate)
 from paddle_cnn.training import plots
 from paddle_cnn.training.config import given_overrides
 from paddle_cnn.training.parallel import add_processes_arg, is_main_process, relaunch
@@ -49,7 +50,7 @@ def run_configs(args) -> List[RunConfig]:
     overrides = given_overrides(args)
     configs = []
     for net, lr in lrs.items():
-        saved = (args.resume / net / "config.json") if args.resume else None
+        saved = RunLayout.at(args.resume / net).config if args.resume else None
         if saved is not None and saved.is_file():
             base = RunConfig.load(saved)
         else:
@@ -66,7 +67,7 @@ def main(argv: Optional[List[str]] = None) -> Union[dict, int]:
     out = args.resume or args.out
     configs = run_configs(args)
     for config in configs:  # refused before anything is loaded or printed
-        if args.resume is None or not (out / config.net / "config.json").is_file():
+        if args.resume is None or not RunLayout.at(out / config.net).config.is_file():
             RunDir(out / config.net, writer=is_main_process()).check_new(args.overwrite)
     job = plan_job(configs)
     data = build_data(configs[0])  # both nets see exactly the same data
@@ -79,7 +80,7 @@ def main(argv: Optional[List[str]] = None) -> Union[dict, int]:
         paddle.summary(nets.create(config.net, in_channels=shape[0], input_size=shape[1:]),
                        (config.batch_size, *shape))
         run_dir = out / config.net
-        resume = args.resume is not None and (run_dir / "config.json").is_file()
+        resume = args.resume is not None and RunLayout.at(run_dir).config.is_file()
         trainer, res = train_and_evaluate(config, run_dir, resume=resume, overwrite=args.overwrite, data=data,
                                           job=job)
         results.append(res)

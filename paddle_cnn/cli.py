@@ -60,7 +60,7 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from paddle_cnn.training import RunConfig, train_and_evaluate
+    from paddle_cnn.training import RunConfig, RunLayout, train_and_evaluate
     from paddle_cnn.training.config import given_overrides
     from paddle_cnn.training.parallel import is_main_process, relaunch
 
@@ -69,7 +69,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         run_dir = args.resume
         if not run_dir.is_dir():
             raise ConfigError(f"--resume {run_dir}: not a run folder ({'a file' if run_dir.exists() else 'missing'})")
-        config = dataclasses.replace(RunConfig.load(run_dir / "config.json"), **overrides).validate()
+        config = dataclasses.replace(RunConfig.load(RunLayout.at(run_dir).config), **overrides).validate()
     else:
         run_dir = args.out or Path("runs") / overrides.get("net", RunConfig.net)
         config = RunConfig(**overrides).validate()
@@ -171,6 +171,7 @@ def _cmd_board(args: argparse.Namespace) -> int:
     import subprocess
 
     from paddle_cnn.errors import UserError
+    from paddle_cnn.training import RunLayout
     from paddle_cnn.training.callbacks import VDL_FILE
 
     runs = args.runs.resolve()
@@ -180,7 +181,7 @@ def _cmd_board(args: argparse.Namespace) -> int:
         raise UserError(f"{args.runs}: holds no VisualDL logs (vdl/{VDL_FILE} in a run folder)")
     # VisualDL names each run by its path under a --logdir: started beside the run folders and given
     # their names, it shows "NET/vdl" rather than absolute paths.
-    if (runs / "vdl").is_dir():
+    if RunLayout.at(runs).vdl.is_dir():
         cwd, logdirs = runs.parent, [runs.name]
     else:
         cwd, logdirs = runs, sorted(p.name for p in runs.iterdir() if p.is_dir() and any(p.rglob(VDL_FILE)))

@@ -19,6 +19,7 @@ from .contract import InputContract
 from .errors import UserError
 from .fileio import atomic_write_text
 from .training.evaluation import predict_logits, softmax
+from .training.layout import RunLayout
 
 PathLike = Union[str, Path]
 EXPORT_META = "paddle_cnn_export.json"
@@ -28,7 +29,7 @@ EXPORT_FORMAT = "paddle_cnn.export.v2"  # v2: the input contract under "input"
 def _recorded_test_acc(run_dir: Path, epoch: int) -> Optional[float]:
     """The test accuracy results.json records for this checkpoint, if the run was finished at it."""
     try:
-        results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+        results = json.loads(RunLayout.at(run_dir).results.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(results, dict):
@@ -64,7 +65,7 @@ def export_run(run_dir: PathLike, which: str = "best", out: Optional[PathLike] =
     from .training import load_model
 
     run_dir = Path(run_dir)
-    out = Path(out) if out is not None else run_dir / "export"
+    out = Path(out) if out is not None else RunLayout.at(run_dir).export
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: is a file, not an export folder")
     if out.exists() and any(out.iterdir()) and not overwrite:
@@ -135,6 +136,6 @@ def open_predictor(path: PathLike, which: str = "best"):
     path = Path(path)
     if (path / EXPORT_META).is_file():
         return InferencePredictor(path)
-    if (path / "config.json").is_file():
+    if RunLayout.at(path).config.is_file():
         return DygraphPredictor(path, which)
     raise UserError(f"{path}: neither a run folder (config.json) nor an export ({EXPORT_META})")

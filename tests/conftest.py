@@ -93,6 +93,18 @@ def csv_pair(tmp_path_factory):
     return make_csv_pair(tmp_path_factory.mktemp("csv_pair"))
 
 
+@pytest.fixture(scope="session")
+def finished_run(csv_pair, tmp_path_factory):
+    """A finished 2-epoch standard_cnn run on ``csv_pair``, shared read-only (copy it to change it:
+    ``helpers.copy_run``)."""
+    from helpers import tiny_config
+    from paddle_cnn.training import train_and_evaluate
+
+    run = tmp_path_factory.mktemp("finished") / "run"
+    train_and_evaluate(tiny_config(csv_pair, epochs=2), run, verbose=False)
+    return run
+
+
 @pytest.fixture
 def synthetic_csvs(tmp_path):
     """Labelled train (400 rows) and test (120 rows) CSVs in the Kaggle layout."""

@@ -71,3 +71,60 @@ def test_a_line_with_no_end_is_refused_without_reading_it_whole(tmp_path, monkey
         D.load_csv(path, use_cache=False)
 
 
+def _csv_text(rows=3, label="1"):
+    header = "label," + ",".join(f"pixel{i}" for i in range(1, 785))
+    row = label + "," + ",".join(["0"] * 784)
+    return "\n".join([header] + [row] * rows)
+
+
+def test_trailing_blank_lines_are_accepted_and_middle_ones_refused(tmp_path):
+    from paddle_cnn import datasets as D
+
+    path = tmp_path / "excel.csv"
+    path.write_bytes((_csv_text() + "\r\n\r\n\n  \n").encode())
+    assert len(D.load_csv(path, use_cache=False).images) == 3
+    lines = _csv_text().split("\n")
+    path.write_text("\n".join(lines[:2] + [""] + lines[2:]) + "\n")
+    with pytest.raises(D.DataError, match=r"line 3: blank line between data rows"):
+        D.load_csv(path, use_cache=False)
+
+
+def test_macos_resource_files_in_a_zip_are_ignored_at_any_level(tmp_path):
+    import zipfile
+
+    from paddle_cnn import datasets as D
+
+    path = tmp_path / "archive.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("data/fashion.csv", _csv_text())
+        z.writestr("data/._fashion.csv", b"\x00\x05\x16\x07 resource fork")
+        z.writestr("__MACOSX/data/._fashion.csv", b"\x00\x05\x16\x07")
+        z.writestr("._top.csv", b"\x00")
+    assert len(D.load_csv(path, use_cache=False).images) == 3
+
+
+def test_whether_a_file_loads_does_not_depend_on_the_cache(tmp_path):
+    from paddle_cnn import datasets as D
+
+    plain = tmp_path / "a.csv"
+    plain.write_text(_csv_text())
+    D.load_csv(plain, cache_dir=tmp_path / "cache")  # cached as a plain CSV
+    fake_gz = tmp_path / "a.csv.gz"
+    fake_gz.write_bytes(plain.read_bytes())  # same bytes, but not gzip
+    for use_cache in (False, True):
+        with pytest.raises(D.DataError, match="not a readable gzip file"):
+            D.load_csv(fake_gz, cache_dir=tmp_path / "cache", use_cache=use_cache)
+
+
+def test_huge_labels_and_long_cells_are_quoted_as_written(tmp_path):
+    from paddle_cnn import datasets as D
+
+    path = tmp_path / "big.csv"
+    path.write_text(_csv_text(label="1e30"))
+    with pytest.raises(D.DataError, match=r"line 2, column 'label': label '1e30' is outside 0..9"):
+        D.load_csv(path, use_cache=False)
+    path.write_text(_csv_text(label="x" * 5000))
+    with pytest.raises(D.DataError) as info:
+        D.load_csv(path, use_cache=False)
+    assert len(str(info.value)) < 300 and "xxx..." in str(info.value)
+

@@ -12,23 +12,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-ENV = dict(os.environ, PYTHONPATH=str(ROOT), PADDLE_CNN_PROGRESS="")
-
-
-def _cli(*args, cwd, timeout=600):
-    return subprocess.run([sys.executable, "-m", "paddle_cnn", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd, env=ENV)
-
-
-def _one_line(res, status, *fragments):
-    assert res.returncode == status, (res.returncode, res.stdout[-2000:], res.stderr[-2000:])
-    lines = [ln for ln in res.stderr.strip().splitlines() if "ccache" not in ln and "warnings.warn" not in ln]
-    assert "Traceback" not in res.stderr and len(lines) == 1, res.stderr
-    for f in fragments:
-        assert f in lines[0], (f, lines[0])
-    return lines[0]
-
+from helpers import CLI_ENV, cli, one_line_error
+from paddle_cnn.entry import run_command
+from paddle_cnn.errors import ConfigError
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
@@ -45,7 +31,7 @@ def _flags(data, epochs=2):
 @pytest.fixture(scope="module")
 def finished(data, tmp_path_factory):
     run = tmp_path_factory.mktemp("finished") / "run"
-    res = _cli("train", *_flags(data), "--out", run, cwd=run.parent)
+    res = cli("train", *_flags(data), "--out", run, cwd=run.parent)
     assert res.returncode == 0, res.stderr[-3000:]
     return run
 
@@ -76,7 +62,7 @@ def test_resume_without_latest_continues_from_epoch_2_from_the_command_line(fini
     shutil.copytree(finished, run)
     shutil.rmtree(run / "checkpoints" / "latest")
     epoch_1 = (run / "checkpoints" / "epoch_1" / "model.safetensors").stat()
-    res = _cli("train", "--resume", run, "--epochs", "3", cwd=tmp_path)
+    res = cli("train", "--resume", run, "--epochs", "3", cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "resuming from checkpoint 'epoch_2' (epoch 2)" in res.stdout and "continuing at epoch 3 of 3" in res.stdout
     assert "epoch 1/3" not in res.stdout and "epoch 3/3" in res.stdout
@@ -89,7 +75,7 @@ def test_resume_without_latest_continues_from_epoch_2_from_the_command_line(fini
 
 def _train_until(data, run, line_fragment, sig):
     proc = subprocess.Popen([sys.executable, "-m", "paddle_cnn", "train", *map(str, _flags(data, epochs=40)),
-                             "--out", str(run)], cwd=run.parent, env=ENV, stdout=subprocess.PIPE,
+                             "--out", str(run)], cwd=run.parent, env=CLI_ENV, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     seen = []
     try:
@@ -109,12 +95,12 @@ def _train_until(data, run, line_fragment, sig):
 def test_a_signal_mid_epoch_is_one_line_naming_where_and_how_to_continue(data, tmp_path, sig, status):
     run = tmp_path / "run"
     res = _train_until(data, run, "epoch 2/40 step 3/", sig)
-    line = _one_line(res, status, "interrupted during epoch 2, step", "checkpoints/latest is epoch 1",
-                     f"continue with: paddle-cnn train --resume {run}")
+    line = one_line_error(res, "interrupted during epoch 2, step", "checkpoints/latest is epoch 1",
+                          f"continue with: paddle-cnn train --resume {run}", status=status)
     assert "FatalError" not in res.stderr and "KeyboardInterrupt" not in res.stderr, line
     assert (run / ".lock").read_text() == ""
     assert not _leftovers(run)
-    again = _cli("train", "--resume", run, "--epochs", "2", cwd=tmp_path)
+    again = cli("train", "--resume", run, "--epochs", "2", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resuming from checkpoint 'latest' (epoch 1); continuing at epoch 2 of 2" in again.stdout
 
@@ -124,8 +110,8 @@ def test_a_signal_mid_epoch_is_one_line_naming_where_and_how_to_continue(data, t
 
 def test_a_full_disk_while_checkpointing_is_one_line_and_leaves_nothing_half_written(data, tmp_path):
     with _tmpfs(tmp_path / "small", "1m") as disk:  # config and logs fit, a 4 MB checkpoint does not
-        res = _cli("train", *_flags(data), "--out", disk / "run", cwd=tmp_path)
-        line = _one_line(res, 2, "No space left on device", "free space on that disk or choose another --out")
+        res = cli("train", *_flags(data), "--out", disk / "run", cwd=tmp_path)
+        line = one_line_error(res, "No space left on device", "free space on that disk or choose another --out")
         assert str(disk / "run") in line
         assert not _leftovers(disk)
         assert not (disk / "run" / "checkpoints" / "epoch_1").exists()
@@ -144,8 +130,8 @@ def test_a_full_disk_while_resuming_leaves_no_partial_log_copy(finished, data, t
                     f.write(b"\0" * 65536)
                     f.flush()
         os.truncate(filler, filler.stat().st_size - 100_000)
-        res = _cli("train", "--resume", run, "--epochs", "3", cwd=tmp_path)
-        _one_line(res, 2, "No space left on device", str(run))
+        res = cli("train", "--resume", run, "--epochs", "3", cwd=tmp_path)
+        one_line_error(res, "No space left on device", str(run))
         assert not _leftovers(disk)
         for f in (run / "vdl").rglob("vdlrecords.*.log"):
             if f.parent.name == "interrupted":
@@ -157,18 +143,18 @@ def test_a_read_only_folder_refuses_train_resume_and_export_in_one_line(finished
         shutil.copytree(finished, disk / "run")
         subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
         before = sorted((p.relative_to(disk), p.stat().st_mtime_ns) for p in disk.rglob("*"))
-        _one_line(_cli("train", *_flags(data), "--out", disk / "new", cwd=tmp_path), 2, "Read-only file system",
-                  str(disk / "new"), "choose a writable --out")
-        _one_line(_cli("train", "--resume", disk / "run", "--epochs", "3", cwd=tmp_path), 2, "Read-only file system",
-                  str(disk / "run"))
-        _one_line(_cli("export", disk / "run", cwd=tmp_path), 2, "Read-only file system", str(disk / "run"))
+        one_line_error(cli("train", *_flags(data), "--out", disk / "new", cwd=tmp_path), "Read-only file system",
+                       str(disk / "new"), "choose a writable --out")
+        one_line_error(cli("train", "--resume", disk / "run", "--epochs", "3", cwd=tmp_path), "Read-only file system",
+                       str(disk / "run"))
+        one_line_error(cli("export", disk / "run", cwd=tmp_path), "Read-only file system", str(disk / "run"))
         assert sorted((p.relative_to(disk), p.stat().st_mtime_ns) for p in disk.rglob("*")) == before
 
 
 def test_out_below_a_regular_file_is_one_line(data, tmp_path):
     (tmp_path / "file").write_text("not a folder")
-    _one_line(_cli("train", *_flags(data), "--out", tmp_path / "file" / "run", cwd=tmp_path), 2,
-              str(tmp_path / "file"), "not a folder")
+    one_line_error(cli("train", *_flags(data), "--out", tmp_path / "file" / "run", cwd=tmp_path),
+                   str(tmp_path / "file"), "not a folder")
     assert (tmp_path / "file").read_text() == "not a folder"
 
 
@@ -208,15 +194,15 @@ def test_board_on_a_busy_port_is_one_line_and_starts_nothing(finished, tmp_path)
         busy.listen()
         port = busy.getsockname()[1]
         started = time.time()
-        res = _cli("board", finished.parent, "--port", port, cwd=tmp_path, timeout=60)
-        _one_line(res, 2, f"port {port} on 127.0.0.1 is in use", "choose another --port")
+        res = cli("board", finished.parent, "--port", port, cwd=tmp_path, timeout=60)
+        one_line_error(res, f"port {port} on 127.0.0.1 is in use", "choose another --port")
         assert time.time() - started < 30
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_board_takes_its_server_down_with_it(finished, tmp_path, sig):
     board = subprocess.Popen([sys.executable, "-m", "paddle_cnn", "board", str(finished.parent), "--port",
-                              str(_free_port())], cwd=tmp_path, env=ENV, stdout=subprocess.PIPE,
+                              str(_free_port())], cwd=tmp_path, env=CLI_ENV, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.time() + 60
@@ -269,7 +255,7 @@ def test_predict_reports_a_decompression_bomb_in_one_line_and_predicts_the_rest(
     pixels = np.zeros((40, 40), np.uint8)
     pixels[8:32, 12:28] = 230
     Image.fromarray(pixels).save(good)
-    res = _cli("predict", finished, bomb, good, tmp_path / "missing.png", cwd=tmp_path, timeout=120)
+    res = cli("predict", finished, bomb, good, tmp_path / "missing.png", cwd=tmp_path, timeout=120)
     assert res.returncode == 1, res.stderr
     assert "Traceback" not in res.stderr
     errors = res.stderr.strip().splitlines()
@@ -283,15 +269,15 @@ def test_predict_reports_a_decompression_bomb_in_one_line_and_predicts_the_rest(
 
 
 def test_a_negative_seed_is_one_line_naming_the_range(data, tmp_path):
-    _one_line(_cli("train", *_flags(data), "--seed", "-1", "--out", tmp_path / "run", cwd=tmp_path), 2,
-              "config seed must be an integer from 0 to 2**63 - 1, got -1")
+    one_line_error(cli("train", *_flags(data), "--seed", "-1", "--out", tmp_path / "run", cwd=tmp_path),
+                   "config seed must be an integer from 0 to 2**63 - 1, got -1")
     assert not (tmp_path / "run").exists()
 
 
 def test_more_threads_than_cores_are_clamped_and_said(data, tmp_path):
     from paddle_cnn.fast import available_cores
 
-    res = _cli("train", *_flags(data, epochs=1), "--train-limit", "200", "--threads", "999", "--out",
+    res = cli("train", *_flags(data, epochs=1), "--train-limit", "200", "--threads", "999", "--out",
                tmp_path / "run", cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-2000:]
     cores = available_cores()
@@ -299,3 +285,13 @@ def test_more_threads_than_cores_are_clamped_and_said(data, tmp_path):
     import json
 
     assert json.loads((tmp_path / "run" / "results.json").read_text())["threads"] == cores
+
+
+def test_unexpected_exceptions_keep_their_traceback():
+    def buggy(argv):
+        raise ValueError("a bug, not a user error")
+
+    with pytest.raises(ValueError, match="a bug"):
+        run_command(buggy, [])
+    assert run_command(lambda argv: (_ for _ in ()).throw(ConfigError("bad flag")), []) == 2
+

@@ -4,7 +4,7 @@ import paddle
 import pytest
 
 from paddle_cnn import nets
-from paddle_cnn.nets import UnknownNetError
+from paddle_cnn.nets import InputTooSmallError, UnknownNetError
 
 
 def _n_params(net):
@@ -141,3 +141,37 @@ def test_bias_add_fallback_matches_paddle_conv_exactly(kw, monkeypatch):
     for a, b in ((out_a, out_b), (gx_a, gx_b), (gw_a, gw_b)):
         np.testing.assert_array_equal(a, b)  # forward, input and weight gradients: bit for bit
     np.testing.assert_allclose(gb_b, gb_a, rtol=1e-5, atol=1e-5)  # bias gradient: summed in another order
+
+
+@pytest.mark.parametrize("name", nets.list_nets())
+def test_every_net_refuses_an_input_below_its_derived_minimum(name):
+    info = nets.get_info(name)
+    small = info.min_input_size()
+    assert small is not None and 1 <= small[-1] <= info.input_size[-1]
+    nets.create(name, input_size=info.input_size[1:-2] + small[-2:])  # the minimum itself builds
+    if small[-1] > 1:
+        below = info.input_size[1:-2] + (small[-2] - 1, small[-1] - 1)
+        with pytest.raises(InputTooSmallError, match=rf"{name} cannot take .* its smallest input is"):
+            nets.create(name, input_size=below)
+
+
+def test_building_a_net_leaves_batch_norm_statistics_alone():
+    paddle.seed(1)
+    net = nets.create("inception_v2_small")  # aux heads sized by a probe of the stem at build time
+    norms = [m for m in net.sublayers() if isinstance(m, paddle.nn.BatchNorm2D)]
+    assert norms and net.training and all(m.training for m in norms)
+    for m in norms:
+        assert float(m._mean.abs().max()) == 0.0 and float((m._variance - 1).abs().max()) == 0.0
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
+def test_conv2d_honours_padding_mode(mode):
+    from paddle_cnn.nets._layers import Conv2D
+
+    paddle.seed(3)
+    ours = Conv2D(2, 3, 3, padding=1, padding_mode=mode)
+    ref = paddle.nn.Conv2D(2, 3, 3, padding=1, padding_mode=mode)
+    ref.set_state_dict(ours.state_dict())
+    x = paddle.randn([2, 2, 7, 5])
+    np.testing.assert_allclose(ours(x).numpy(), ref(x).numpy(), rtol=1e-5, atol=1e-6)
+

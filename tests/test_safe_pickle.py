@@ -6,9 +6,10 @@ import pickle
 import tarfile
 
 import numpy as np
+import paddle
 import pytest
 
-from paddle_cnn import datasets as D
+from paddle_cnn import datasets as D, nets
 from paddle_cnn.training import CheckpointError
 from paddle_cnn.training.legacy import load_legacy_state_dict
 
@@ -71,3 +72,28 @@ def test_arrays_and_ordered_dicts_still_load(tmp_path):
         (tmp_path / "w.pdparams").write_bytes(raw)
         got = load_legacy_state_dict(tmp_path / "w.pdparams", allow_pickle=True)
         np.testing.assert_array_equal(got["w"], np.arange(6, dtype=np.float32).reshape(2, 3))
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4])
+def test_legacy_pdparams_of_every_protocol_paddle_writes_load(tmp_path, protocol):
+    from paddle_cnn.training.legacy import load_legacy_state_dict, load_legacy_weights
+
+    net = nets.create("lenet")
+    path = tmp_path / f"p{protocol}.pdparams"
+    paddle.save(net.state_dict(), str(path), protocol=protocol)
+    fresh = nets.create("lenet")
+    load_legacy_weights(path, fresh, allow_pickle=True)
+    for (k, a), (_, b) in zip(net.state_dict().items(), fresh.state_dict().items()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=k)
+    with pytest.raises(CheckpointError, match=r"load_legacy_weights\(path, net, allow_pickle=True\)"):
+        load_legacy_state_dict(path)
+
+
+def test_codecs_encode_is_allowed_only_for_latin1_bytes(tmp_path):
+    from paddle_cnn.training.legacy import load_legacy_state_dict
+
+    path = tmp_path / "x.pdparams"
+    path.write_bytes(b"c_codecs\nencode\n(X\x03\x00\x00\x00abcX\x05\x00\x00\x00rot13tR.")
+    with pytest.raises(CheckpointError, match="refusing _codecs.encode"):
+        load_legacy_state_dict(path, allow_pickle=True)
+

@@ -9,6 +9,7 @@ import pytest
 from safetensors.numpy import load_file
 from visualdl import LogReader
 
+from helpers import tiny_config
 from paddle_cnn import nets
 from paddle_cnn.training import (
     CheckpointError, RunConfig, RunDirError, Trainer, classification_metrics, load_model, train_and_evaluate,
@@ -18,14 +19,6 @@ from paddle_cnn.training.callbacks import VDL_FILE
 from paddle_cnn.training.config import add_config_args, config_from_args
 
 
-def _config(csvs, **kw):
-    train, test = csvs
-    base = dict(net="standard_cnn", train_csv=str(train), test_csv=str(test), val_size=80, epochs=1,
-                batch_size=32, lr=1e-3, log_every=1000)
-    base.update(kw)
-    return RunConfig(**base)
-
-
 def _vdl_steps(run_dir, tag):
     reader = LogReader(file_path=str(run_dir / "vdl" / VDL_FILE))
     return [(r.id, r.value) for r in reader.get_data("scalar", tag)]
@@ -33,7 +26,7 @@ def _vdl_steps(run_dir, tag):
 
 def test_run_folder_holds_everything_and_results_match_saved_predictions(tmp_path, synthetic_csvs):
     run = tmp_path / "run"
-    _, results = train_and_evaluate(_config(synthetic_csvs, epochs=2), run, verbose=False)
+    _, results = train_and_evaluate(tiny_config(synthetic_csvs, epochs=2), run, verbose=False)
     for name in ("config.json", "metrics.csv", "results.json", "curves.png", "confusion_test.png",
                  "predictions_test.png", "predictions/val.npz", "predictions/test.npz"):
         assert (run / name).is_file(), name
@@ -59,7 +52,7 @@ def test_run_folder_holds_everything_and_results_match_saved_predictions(tmp_pat
 
 
 def test_whole_set_accuracy_agrees_with_paddle_model_evaluate(tmp_path, synthetic_csvs):
-    trainer = Trainer(_config(synthetic_csvs), tmp_path / "run", verbose=False)
+    trainer = Trainer(tiny_config(synthetic_csvs), tmp_path / "run", verbose=False)
     trainer.fit()
     ours = trainer.evaluate("test")
     paddles = trainer.model.evaluate(trainer.data.test.loader(17), verbose=0)  # odd batch: last one is short
@@ -70,7 +63,7 @@ def test_whole_set_accuracy_agrees_with_paddle_model_evaluate(tmp_path, syntheti
 @pytest.mark.parametrize("schedule", ["step", "onecycle"])
 def test_resume_equals_an_uninterrupted_run(tmp_path, synthetic_csvs, schedule):
     # flip-crop augmentation draws random numbers every item: resuming must redraw the same ones.
-    cfg = _config(synthetic_csvs, epochs=2, schedule=schedule, step_size=1, gamma=0.5, augment="flip-crop",
+    cfg = tiny_config(synthetic_csvs, epochs=2, schedule=schedule, step_size=1, gamma=0.5, augment="flip-crop",
                   net="dilated_cnn")
     _, straight = train_and_evaluate(cfg, tmp_path / "a", verbose=False)
     Trainer(cfg, tmp_path / "b", verbose=False).fit(epochs=1)  # stops after epoch 1 of 2
@@ -101,7 +94,7 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, synthetic_csvs, schedule):
 
 
 def test_same_seed_same_numbers_different_seed_different(tmp_path, synthetic_csvs):
-    cfg = _config(synthetic_csvs)
+    cfg = tiny_config(synthetic_csvs)
     _, a = train_and_evaluate(cfg, tmp_path / "a", verbose=False)
     _, b = train_and_evaluate(cfg, tmp_path / "b", verbose=False)
     _, c = train_and_evaluate(dataclasses.replace(cfg, seed=1), tmp_path / "c", verbose=False)
@@ -110,7 +103,7 @@ def test_same_seed_same_numbers_different_seed_different(tmp_path, synthetic_csv
 
 
 def test_resume_of_an_interrupted_epoch_moves_extra_log_records_aside(tmp_path, synthetic_csvs):
-    cfg = _config(synthetic_csvs, epochs=2)
+    cfg = tiny_config(synthetic_csvs, epochs=2)
     train_and_evaluate(dataclasses.replace(cfg, epochs=1), tmp_path / "r", verbose=False)
     log = tmp_path / "r" / "vdl" / VDL_FILE
     # Simulate a process that logged a few steps of epoch 2 and then died before its checkpoint.
@@ -125,7 +118,7 @@ def test_resume_of_an_interrupted_epoch_moves_extra_log_records_aside(tmp_path, 
 
 
 def test_load_model_gives_the_trained_network(tmp_path, synthetic_csvs):
-    trainer, results = train_and_evaluate(_config(synthetic_csvs), tmp_path / "run", verbose=False)
+    trainer, results = train_and_evaluate(tiny_config(synthetic_csvs), tmp_path / "run", verbose=False)
     net, config, state = load_model(tmp_path / "run", "latest")
     assert config.net == "standard_cnn" and state.run.epoch == 1
     x = paddle.to_tensor(trainer.data.test.scale(trainer.data.test.images[:5]))
@@ -134,17 +127,20 @@ def test_load_model_gives_the_trained_network(tmp_path, synthetic_csvs):
 
 
 def test_refuses_to_clobber_an_existing_run_and_overwrite_moves_it_aside(tmp_path, synthetic_csvs):
-    cfg = _config(synthetic_csvs)
+    cfg = tiny_config(synthetic_csvs)
     train_and_evaluate(cfg, tmp_path / "run", verbose=False)
     with pytest.raises(RunDirError, match="already holds a run; pass --resume"):
         Trainer(cfg, tmp_path / "run", verbose=False)
-    Trainer(cfg, tmp_path / "run", overwrite=True, verbose=False)
+    trainer = Trainer(cfg, tmp_path / "run", overwrite=True, verbose=False)
+    assert not list(tmp_path.glob("run.replaced-*"))  # nothing moves until the folder is taken
+    with trainer.owned():
+        pass
     aside = list(tmp_path.glob("run.replaced-*"))
     assert len(aside) == 1 and (aside[0] / "results.json").is_file()
 
 
 def test_resume_before_the_first_checkpoint_starts_at_epoch_one(tmp_path, synthetic_csvs):
-    cfg = _config(synthetic_csvs)
+    cfg = tiny_config(synthetic_csvs)
     run = tmp_path / "run"
     run.mkdir()
     cfg.save(run / "config.json")
@@ -153,7 +149,7 @@ def test_resume_before_the_first_checkpoint_starts_at_epoch_one(tmp_path, synthe
 
 
 def test_resume_errors(tmp_path, synthetic_csvs):
-    cfg = _config(synthetic_csvs)
+    cfg = tiny_config(synthetic_csvs)
     with pytest.raises(RunDirError, match="cannot resume, no run folder"):
         Trainer(cfg, tmp_path / "missing", resume=True)
     train_and_evaluate(cfg, tmp_path / "run", verbose=False)
@@ -168,7 +164,7 @@ def test_resume_errors(tmp_path, synthetic_csvs):
 
 
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path, synthetic_csvs):
-    trainer = Trainer(_config(synthetic_csvs, epochs=3), tmp_path / "run", verbose=False)
+    trainer = Trainer(tiny_config(synthetic_csvs, epochs=3), tmp_path / "run", verbose=False)
     trainer.fit(epochs=1)
     # The weights diverge during epoch 2 (here: poisoned), so its first loss is NaN.
     trainer.net[-1].bias.set_value(paddle.full_like(trainer.net[-1].bias, float("nan")))
@@ -195,7 +191,7 @@ def test_steps_that_finished_before_a_failure_reach_visualdl(tmp_path, synthetic
         original(self, step, logs)
 
     monkeypatch.setattr(callbacks.TrainMeter, "on_train_batch_end", interrupted_at_step_5)
-    trainer = Trainer(_config(synthetic_csvs), tmp_path / "run", verbose=False)
+    trainer = Trainer(tiny_config(synthetic_csvs), tmp_path / "run", verbose=False)
     with pytest.raises(KeyboardInterrupt, match=r"interrupted during epoch 1, step 5; no checkpoint was written "
                                                 r"yet in .*; continue with: paddle-cnn train --resume .*run"):
         trainer.fit()
@@ -205,7 +201,7 @@ def test_steps_that_finished_before_a_failure_reach_visualdl(tmp_path, synthetic
 
 
 def test_checkpoint_from_another_network_is_refused_clearly(tmp_path, synthetic_csvs):
-    train_and_evaluate(_config(synthetic_csvs), tmp_path / "run", verbose=False)
+    train_and_evaluate(tiny_config(synthetic_csvs), tmp_path / "run", verbose=False)
     other = nets.create("dilated_cnn")
     with pytest.raises(CheckpointError, match=r"parameter '7.weight' has shape \[1152, 256\] in the checkpoint "
                                               r"but \[512, 256\] in the network"):
@@ -224,12 +220,12 @@ def test_gpu_switches_fail_clearly_on_a_cpu_build(tmp_path, synthetic_csvs):
     if paddle.is_compiled_with_cuda():
         pytest.skip("this Paddle build has CUDA")
     with pytest.raises(ValueError, match="amp=True needs a GPU"):
-        Trainer(_config(synthetic_csvs, amp=True), tmp_path / "a")
+        Trainer(tiny_config(synthetic_csvs, amp=True), tmp_path / "a")
     with pytest.raises(ValueError, match="no CUDA"):
-        Trainer(_config(synthetic_csvs, device="gpu"), tmp_path / "b")
+        Trainer(tiny_config(synthetic_csvs, device="gpu"), tmp_path / "b")
 
 
-def test_cli_flags_override_the_typed_config():
+def test_cli_flags_override_the_typedtiny_config():
     import argparse
 
     parser = argparse.ArgumentParser()
@@ -242,3 +238,11 @@ def test_cli_flags_override_the_typed_config():
         config_from_args(parser.parse_args(["--optimizer", "rmsprop"]))
     with pytest.raises(ValueError, match=r"config: unknown keys \['bogus'\]"):
         RunConfig.from_dict({"bogus": 1})
+
+
+def test_nan_before_the_first_checkpoint_says_there_is_none(csv_pair, tmp_path):
+    trainer = Trainer(tiny_config(csv_pair, epochs=2), tmp_path / "run", verbose=False)
+    trainer.net[-1].bias.set_value(paddle.full_like(trainer.net[-1].bias, float("nan")))
+    with pytest.raises(FloatingPointError, match="no checkpoint was written yet"):
+        trainer.fit()
+

@@ -1,50 +1,35 @@
 """The run folder and its typed state: one owner at a time, every file written atomically.
 
-A run folder holds everything about a run::
-
-    config.json            the resolved RunConfig (data paths absolute, so it works from anywhere)
-    checkpoints/epoch_N/   model.safetensors, optimizer.safetensors, state.json (one per epoch)
-    checkpoints/latest/    the newest epoch;  checkpoints/best/  the best validation accuracy
-    metrics.csv            one row per epoch
-    vdl/                   VisualDL logs (one continuous curve across resumes)
-    predictions/           logits and labels of the final model on val and test (.npz)
-    curves.png, confusion_test.png, predictions_test.png, results.json
-    .lock                  who trains here now (PID, host, command); empty when nobody does
-
-:class:`RunDir` is the only code that writes these files. It holds an ``flock`` on ``.lock``
-while a process trains, so a second process is refused in one line; the kernel drops the lock
-when its holder dies, so a killed run never blocks its own resume.
+Its files and where they live are :class:`~paddle_cnn.training.layout.RunLayout`'s; a process
+writes them only inside ``with run.owned():``, which holds the folder's ``flock`` (a second process
+is refused in one line; the kernel drops the lock when its holder dies, so a killed run never
+blocks its own resume).
 """
 from __future__ import annotations
 
 import csv
-import errno
 import io
 import json
 import os
 import shutil
-import socket
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, Iterator, List, Optional, Union
 
 from ..contract import InputContract
-from ..errors import UserError
 from ..fileio import atomic_write_text, crash_point
 from ..typed import SchemaError, from_dict
 from . import checkpoint as ckpt
 from .config import RunConfig
+from .layout import RunDirError, RunLayout
+from .lock import FolderLock
 
 PathLike = Union[str, Path]
-LOCK_FILE = ".lock"
 # Settings that may change when a run is resumed; anything else must match the saved config.
 RESUMABLE_CHANGES = ("epochs", "log_every", "device", "threads", "keep_epochs", "data_dir", "train_csv", "test_csv",
                      "download")
-
-
-class RunDirError(UserError):
-    """A run folder that is missing, in use, or holds something the command would otherwise destroy."""
 
 
 @dataclass
@@ -121,16 +106,18 @@ class RunDir:
     """One run folder. Only rank 0 of a data-parallel job writes (``writer=False`` elsewhere)."""
 
     def __init__(self, path: PathLike, *, writer: bool = True):
-        self.path = Path(path).expanduser().absolute()
+        self.files = RunLayout.at(path)
+        self.path = self.files.root
         self.writer = writer
-        self._lock_fd: Optional[int] = None
+        self._lock = FolderLock(self.files.lock, self.path)
+        self._depth = 0  # nesting of owned() blocks
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
 
     @property
     def checkpoints(self) -> Path:
-        return self.path / "checkpoints"
+        return self.files.checkpoints
 
     # -- checks that write nothing
     def check_new(self, overwrite: bool) -> None:
@@ -145,19 +132,19 @@ class RunDir:
         if self.holds_files() and not overwrite:
             raise RunDirError(f"{self.path} already holds a run; pass --resume to continue it, --overwrite to "
                               "start again (the old run is moved aside), or choose another --out")
-        self._refuse_if_in_use()
+        self._refuse_if_held_elsewhere()
 
     def holds_files(self) -> bool:
-        return self.path.is_dir() and any(p.name != LOCK_FILE for p in self.path.iterdir())
+        return self.path.is_dir() and any(p != self.files.lock for p in self.path.iterdir())
 
     def check_resume(self, config: RunConfig) -> Optional[ResumePoint]:
         """The saved config must agree with ``config`` (but for :data:`RESUMABLE_CHANGES`); returns
         :meth:`resume_point`, or None if the run died before its first checkpoint."""
         if self.path.exists() and not self.path.is_dir():
             raise RunDirError(f"{self.path}: is a file, not a run folder")
-        if not (self.path / "config.json").is_file():
+        if not self.files.config.is_file():
             raise RunDirError(f"{self.path}: cannot resume, no run folder here (config.json missing)")
-        saved = RunConfig.load(self.path / "config.json")
+        saved = RunConfig.load(self.files.config)
         diff = saved.differences(config, ignore=RESUMABLE_CHANGES)
         if saved.epochs != config.epochs and saved.schedule in ("cosine", "onecycle"):
             diff["epochs"] = (saved.epochs, config.epochs)  # the schedule's length depends on it
@@ -165,7 +152,7 @@ class RunDir:
             lines = ", ".join(f"{k}: saved {a!r} vs given {b!r}" for k, (a, b) in diff.items())
             raise RunDirError(f"{self.path}: the command line disagrees with the run's config.json ({lines}); "
                               "resume with the saved settings or start a new run")
-        self._refuse_if_in_use()
+        self._refuse_if_held_elsewhere()
         return self.resume_point()
 
     def checkpoint_names(self) -> List[str]:
@@ -192,7 +179,7 @@ class RunDir:
         readable.sort(key=lambda item: (item[1].run.epoch, item[0] == "latest"), reverse=True)
         for name, state in readable:
             try:
-                folder = ckpt.verify(self.checkpoints / name)
+                folder = ckpt.verify(self.files.checkpoint(name))
             except ckpt.CheckpointError as exc:
                 damaged[name] = str(exc)
                 continue
@@ -207,7 +194,7 @@ class RunDir:
 
     def read_checkpoint(self, which: str = "latest") -> CheckpointState:
         """The typed state.json of ``checkpoints/{which}`` (best, latest or epoch_N)."""
-        folder = self.checkpoints / which
+        folder = self.files.checkpoint(which)
         raw = ckpt.read_state(folder)
         source = str(ckpt.resolve(folder) / ckpt.STATE_FILE)
         try:
@@ -218,109 +205,77 @@ class RunDir:
         return state
 
     def checkpoint_folder(self, which: str) -> Path:
-        return ckpt.resolve(self.checkpoints / which)
+        return ckpt.resolve(self.files.checkpoint(which))
 
     # -- ownership
-    def claim(self, overwrite: bool = False) -> None:
-        """Take the folder for this process: lock it, move an old run aside (``overwrite``), create it.
+    @contextmanager
+    def owned(self, overwrite: bool = False) -> Iterator["RunDir"]:
+        """Hold the folder for this process for the block; a no-op on ranks that do not write.
 
-        Called only after config, data and network have been checked, so a run that cannot start
-        leaves the old one where it was.
+        The outermost block takes it: moves an old run aside (``overwrite``), creates the folder,
+        locks it and clears checkpoint writes a crash cut short; it releases the lock on exit.
+        Callers enter it only after config, data and network have been checked, so a run that
+        cannot start leaves the old one where it was. Blocks nest (train, then finish, in one).
         """
         if not self.writer:
+            yield self
             return
-        if overwrite and self.holds_files():
-            self._refuse_if_in_use()
-            aside = self.path.with_name(f"{self.path.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
-            os.replace(self.path, aside)
-            print(f"moved the previous run to {aside}", flush=True)
-        self.path.mkdir(parents=True, exist_ok=True)
-        self.lock()
-        for leftover in self.checkpoints.glob(".tmp-*"):
-            shutil.rmtree(leftover)  # a checkpoint write that a crash cut short
+        if self._depth == 0:
+            if overwrite and self.holds_files():
+                self._refuse_if_held_elsewhere()
+                aside = self.path.with_name(f"{self.path.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+                os.replace(self.path, aside)
+                print(f"moved the previous run to {aside}", flush=True)
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._lock.acquire()
+        self._depth += 1
+        try:
+            if self._depth == 1:
+                for leftover in self.checkpoints.glob(".tmp-*"):
+                    shutil.rmtree(leftover)  # a checkpoint write that a crash cut short
+            yield self
+        finally:
+            self._depth -= 1
+            if self._depth == 0:
+                self._lock.release()
 
     def set_aside(self, names) -> List[Path]:
         """Move damaged checkpoint folders to ``checkpoints/damaged-TIME/`` so that nothing the run
         writes next lands on them (they stay for the user to inspect)."""
-        if not self.writer or not names:
+        if not names or not self._writing():
             return []
         aside = self.checkpoints / f"damaged-{time.strftime('%Y%m%d-%H%M%S')}"
         moved = []
         for name in names:
-            for src in (self.checkpoints / name, self.checkpoints / f".{name}.old"):
+            for src in (self.files.checkpoint(name), self.checkpoints / f".{name}.old"):
                 if src.exists():
                     aside.mkdir(exist_ok=True)
                     os.replace(src, aside / src.name)
                     moved.append(aside / src.name)
         return moved
 
-    def lock(self) -> None:
-        if self._lock_fd is not None or not self.writer:
-            return
-        fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
-        holder = self._try_lock(fd)
-        if holder is not None:
-            os.close(fd)
-            raise RunDirError(f"{self.path} is in use by another process ({holder}); wait for it to finish, "
-                              "or choose another --out")
-        previous = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
-        if previous:  # the lock was free but not cleared: its holder was killed
-            print(f"{self.path}: taking over from a process that did not finish ({previous})", flush=True)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"
-                      .encode(), 0)
-        self._lock_fd = fd
+    def _refuse_if_held_elsewhere(self) -> None:
+        if self.writer:
+            self._lock.refuse_if_held_elsewhere()
 
-    def release(self) -> None:
-        """Clear and unlock ``.lock`` (the file stays, so a waiting process never locks an orphan)."""
-        if self._lock_fd is None:
-            return
-        fd, self._lock_fd = self._lock_fd, None
-        try:
-            os.ftruncate(fd, 0)
-        finally:
-            os.close(fd)  # closing drops the flock
-
-    def __del__(self):
-        self.release()
-
-    def _refuse_if_in_use(self) -> None:
-        if not self.writer or self._lock_fd is not None or not (self.path / LOCK_FILE).is_file():
-            return
-        fd = os.open(self.path / LOCK_FILE, os.O_RDWR)
-        try:
-            holder = self._try_lock(fd)
-        finally:
-            os.close(fd)
-        if holder is not None:
-            raise RunDirError(f"{self.path} is in use by another process ({holder}); wait for it to finish, "
-                              "or choose another --out")
-
-    @staticmethod
-    def _try_lock(fd: int) -> Optional[str]:
-        """None if ``fd`` is now locked by us, else who holds it."""
-        import fcntl
-
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # per open file: a 2nd open in-process conflicts too
-        except OSError as exc:
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise  # e.g. a file system without locks: not "in use by another process"
-            return os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "unknown process"
-        return None
+    def _writing(self) -> bool:
+        """Whether this process writes (rank 0); writing outside owned() is a bug, not a user error."""
+        if self.writer and not self._lock.held:
+            raise RuntimeError(f"{self}: written outside a 'with run.owned():' block")
+        return self.writer
 
     # -- writing (rank 0 only; every method is a no-op elsewhere)
     def save_config(self, config: RunConfig) -> None:
-        if self.writer:
-            config.save(self.path / "config.json")
+        if self._writing():
+            config.save(self.files.config)
 
     def save_checkpoint(self, net, optimizer, state: CheckpointState, *, best: bool, keep: int = 0) -> None:
-        if not self.writer:
+        if not self._writing():
             return
         data = asdict(state)
         data.pop("tensors")  # computed by the writer from the files it writes
         also = ("latest", "best") if best else ("latest",)
-        ckpt.save_checkpoint(self.checkpoints / f"epoch_{state.run.epoch}", net, optimizer, data, also=also)
+        ckpt.save_checkpoint(self.files.epoch_checkpoint(state.run.epoch), net, optimizer, data, also=also)
         if keep:
             old = sorted((p for p in self.checkpoints.glob("epoch_*") if p.name[6:].isdigit()),
                          key=lambda p: int(p.name[6:]))
@@ -328,7 +283,7 @@ class RunDir:
                 shutil.rmtree(p)
 
     def write_metrics(self, history: List[EpochRow]) -> None:
-        if not self.writer:
+        if not self._writing():
             return
         columns = list(EpochRow.__dataclass_fields__)
         buf = io.StringIO()
@@ -336,17 +291,17 @@ class RunDir:
         w.writeheader()
         for row in history:
             w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in asdict(row).items()})
-        atomic_write_text(self.path / "metrics.csv", buf.getvalue())
+        atomic_write_text(self.files.metrics, buf.getvalue())
         crash_point("epoch-end")
 
     def write_results(self, results: Dict[str, Any]) -> None:
-        if self.writer:
-            atomic_write_text(self.path / "results.json", json.dumps(results, indent=2) + "\n")
+        if self._writing():
+            atomic_write_text(self.files.results, json.dumps(results, indent=2) + "\n")
 
     def describe_latest(self) -> str:
         """Where the last good checkpoint is, or that there is none yet (for error messages)."""
         try:
-            folder = ckpt.resolve(self.checkpoints / "latest")
+            folder = ckpt.resolve(self.files.checkpoint("latest"))
             epoch = self.read_checkpoint("latest").run.epoch
         except ckpt.CheckpointError:
             return f"no checkpoint was written yet in {self.path}"

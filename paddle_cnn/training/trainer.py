@@ -11,8 +11,9 @@ from __future__ import annotations
 import shlex
 import sys
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 import paddle
@@ -21,6 +22,7 @@ from paddle.static import InputSpec
 
 from .. import analysis, fast, nets
 from ..contract import InputContract
+from .. import datasets as D
 from ..datasets import mean_std
 from . import checkpoint as ckpt
 from . import callbacks as cb
@@ -78,8 +80,9 @@ def build_optimizer(config: RunConfig, parameters, steps_per_epoch: int):
 class Trainer:
     """One run: data, network, optimizer and run folder, trained through ``paddle.Model``.
 
-    ``resume=True`` continues the run in ``run_dir`` from ``checkpoints/latest``; the given config
-    may differ from the saved one only in :data:`~paddle_cnn.training.rundir.RESUMABLE_CHANGES`.
+    ``resume=True`` continues the run in ``run_dir`` from its newest intact checkpoint; the given
+    config may differ from the saved one only in :data:`~paddle_cnn.training.rundir.RESUMABLE_CHANGES`.
+    Building one checks everything and writes nothing; :meth:`fit` and :meth:`finish` take the folder.
     """
 
     def __init__(self, config: RunConfig, run_dir: PathLike, *, resume: bool = False, overwrite: bool = False,
@@ -112,7 +115,7 @@ class Trainer:
         self.contract = data_contract(config, self.data)
         cb.seed_everything(config.seed)
         self.net = nets.create(config.net, num_classes=len(self.data.class_names), in_channels=self.contract.channels,
-                               input_size=(self.contract.height, self.contract.width))
+                               input_size=self.contract.shape[1:])
         # batch_size is the global batch: with N processes each takes its equal 1/N share of it.
         self.train_loader = self.data.train.loader(config.batch_size, shuffle=True, seed=config.seed,
                                                    rank=self.rank, world_size=self.world_size)
@@ -129,17 +132,29 @@ class Trainer:
             ckpt.load_optimizer(saved.folder, self.optimizer, self.net)
             restore_grad_scaler(self.model, saved.state.grad_scaler)
             self.state = saved.state.run
-        self.state.commands.append(invocation())
-        # 2. Only now: lock the folder, move an old run aside (--overwrite), write the config.
-        self.run.claim(overwrite=overwrite and not resume)
-        moved = self.run.set_aside(list(saved.damaged)) if saved is not None else []
-        self.run.save_config(config)
         if self.verbose and resume:
             where = "no checkpoint was written yet" if saved is None else f"resuming from {saved.describe()}"
             print(f"{self.run_dir}: {where}; continuing at epoch {self.state.epoch + 1} of {config.epochs}",
                   flush=True)
-            for path in moved:
-                print(f"{self.run_dir}: moved the damaged checkpoint {path.name} to {path.parent}", flush=True)
+        # 2. Nothing is written until the folder is taken (owned(): the first fit or finish).
+        self._claim = {"overwrite": overwrite and not resume, "damaged": list(saved.damaged) if saved else []}
+
+    @contextmanager
+    def owned(self) -> Iterator["Trainer"]:
+        """Hold the run folder for the block (fit and finish each take it; nest them to hold it across).
+
+        The first block takes the folder: moves an old run aside (--overwrite), sets damaged
+        checkpoints aside and writes config.json."""
+        claim, self._claim = self._claim, None
+        with self.run.owned(overwrite=bool(claim and claim["overwrite"])):
+            if claim is not None:
+                self.state.commands.append(invocation())
+                for path in self.run.set_aside(claim["damaged"]):
+                    if self.verbose:
+                        print(f"{self.run_dir}: moved the damaged checkpoint {path.name} to {path.parent}",
+                              flush=True)
+                self.run.save_config(self.config)
+            yield self
 
     def checkpoint_state(self) -> CheckpointState:
         c = self.config
@@ -154,14 +169,17 @@ class Trainer:
     # -- training and evaluation
     def fit(self, epochs: Optional[int] = None) -> List[Any]:
         """Train up to ``config.epochs``; ``epochs`` limits how many this call runs (resume later for the rest)."""
-        remaining = self.config.epochs - self.state.epoch
-        if epochs is not None:
-            remaining = min(remaining, epochs)
-        if remaining <= 0:
-            if self.verbose:
-                print(f"{self.run_dir}: already trained for {self.state.epoch} epochs", flush=True)
-            return self.state.history
-        self.run.lock()
+        with self.owned():
+            remaining = self.config.epochs - self.state.epoch
+            if epochs is not None:
+                remaining = min(remaining, epochs)
+            if remaining <= 0:
+                if self.verbose:
+                    print(f"{self.run_dir}: already trained for {self.state.epoch} epochs", flush=True)
+                return self.state.history
+            return self._fit(remaining)
+
+    def _fit(self, remaining: int) -> List[Any]:
         c, st = self.config, self.state
         meter = cb.TrainMeter(st, self.optimizer, self.run.describe_latest)
         callbacks = [cb.ReseedEachEpoch(c.seed, st, self.train_loader), meter]
@@ -170,10 +188,7 @@ class Trainer:
         vdl = progress = None
         if self.is_main:
             names = self.data.class_names
-            vdl = cb.VisualDLLog(self.run_dir / "vdl", st, meter, names,
-                                 lambda: plots.tile_grid(plots.samples_by_class(
-                                     self.data.train.images, self.data.train.labels, len(names)), len(names), 10),
-                                 c.to_dict())
+            vdl = cb.VisualDLLog(self.run.files.vdl, st, meter, names, self._sample_picture, c.to_dict())
             callbacks.append(vdl)
         if self.verbose:
             progress = ShowProgress(c.net, st, meter, c.epochs, c.log_every, len(self.train_loader), self.job)
@@ -197,8 +212,6 @@ class Trainer:
             if vdl is not None:
                 vdl.salvage()
             raise
-        finally:
-            self.run.release()
         return st.history
 
     def _end_of_epoch(self, meter: cb.TrainMeter, vdl: Optional[cb.VisualDLLog],
@@ -244,8 +257,7 @@ class Trainer:
         ``self.predictions`` so callers need not read files another rank wrote.
         """
         cfg, st = self.config, self.state
-        self.run.lock()
-        try:
+        with self.owned():
             results: Dict[str, Any] = {
                 "net": cfg.net, "dataset": cfg.dataset, "run_dir": str(self.run_dir), "commands": st.commands,
                 "epochs": st.epoch, "checkpoint": "latest (the final epoch)",
@@ -266,17 +278,22 @@ class Trainer:
                 self.predictions[split] = ev["logits"]
                 results[split] = {"loss": ev["loss"], "acc": ev["acc"], "n": ev["n"]}
                 if self.is_main:
-                    atomic_savez(self.run_dir / "predictions" / f"{split}.npz", logits=ev["logits"],
+                    atomic_savez(self.run.files.predictions(split), logits=ev["logits"],
                                  labels=self.dataset(split).labels)
                 if split == "test" and self.is_main:
                     self._test_pictures(ev)
-                    cb.log_test_metrics(self.run_dir / "vdl", st.global_step, ev)
+                    cb.log_test_metrics(self.run.files.vdl, st.global_step, ev)
+                if self.data.scene is not None:  # the paper's numbers, from the same confusion matrix
+                    from ..datasets import hyperspectral as H
+
+                    results[split].update(H.scene_metrics(ev["confusion"]))
+            if self.data.scene is not None:
+                k = len(self.data.class_names)
+                results["pixels_per_class"] = {s: self.dataset(s).counts(k) for s in ("train", "val", "test")}
             results["best"] = self._best_checkpoint_metrics(results)
             if self.is_main and st.history:
-                plots.training_curves({cfg.net: st.history}, self.run_dir / "curves.png", title=cfg.net)
+                plots.training_curves({cfg.net: st.history}, self.run.files.curves, title=cfg.net)
             self.run.write_results(results)
-        finally:
-            self.run.release()
         return results
 
     def _best_checkpoint_metrics(self, final: Dict[str, Any]) -> Optional[Dict[str, Any]]:
@@ -294,14 +311,28 @@ class Trainer:
             out[split] = {"loss": m["loss"], "acc": m["acc"], "n": m["n"]}
         return out
 
+    def _sample_picture(self) -> np.ndarray:
+        """What VisualDL shows of the inputs: ten training images per class, or a scene's labels."""
+        names, scene = self.data.class_names, self.data.scene
+        if scene is not None:
+            m = scene.window // 2
+            labels = np.zeros(scene.shape, np.int64)
+            labels[scene.rows, scene.cols] = scene.labels + 1
+            return np.concatenate([plots.false_colour(scene.padded[m:m + scene.shape[0], m:m + scene.shape[1]]),
+                                   plots.label_map_rgb(labels)], axis=1)
+        return plots.tile_grid(plots.samples_by_class(self.data.train.images, self.data.train.labels, len(names)),
+                               len(names), 10)
+
     def _test_pictures(self, ev: Dict[str, Any]) -> None:
         names, cfg = self.data.class_names, self.config
-        plots.confusion_figure(ev["confusion"], names, self.run_dir / "confusion_test.png",
+        plots.confusion_figure(ev["confusion"], names, self.run.files.confusion,
                                f"{cfg.net}: test set, accuracy {ev['acc']:.4f}")
+        if self.data.scene is not None:  # windows, not pictures: the experiment draws the scene's map
+            return
         pick = np.random.default_rng(cfg.seed).choice(len(self.data.test), size=min(18, len(self.data.test)),
                                                       replace=False)
         plots.prediction_grid(self.data.test.images[pick], self.data.test.labels[pick],
-                              softmax(ev["logits"][pick]), names, self.run_dir / "predictions_test.png",
+                              softmax(ev["logits"][pick]), names, self.run.files.prediction_grid,
                               title=f"{cfg.net}: random test images (red = wrong)")
 
 
@@ -328,10 +359,13 @@ def restore_grad_scaler(model: paddle.Model, state: Optional[Dict[str, Any]]) ->
 
 def data_contract(config: RunConfig, data: RunData) -> InputContract:
     """The input contract of a run: the shape its loader yields and the normalisation it applied."""
-    channels, height, width = (int(v) for v in data.train[0][0].shape)
+    shape = [int(v) for v in data.train[0][0].shape]
+    channels, height, width = shape[0], shape[-2], shape[-1]
+    bands = shape[1] if len(shape) == 4 else 0
     mean, std = (list(v) if isinstance(v, tuple) else v for v in mean_std(config.normalize))
     return InputContract(channels=channels, height=height, width=width, dataset=config.dataset,
-                         normalize=config.normalize, mean=mean, std=std, class_names=list(data.class_names))
+                         normalize=config.normalize, mean=mean, std=std, class_names=list(data.class_names),
+                         bands=bands)
 
 
 def invocation() -> str:
@@ -359,7 +393,8 @@ def plan_job(configs: List[RunConfig]) -> Job:
     dominates tiny nets)."""
     job = Job()
     for c in configs:
-        images = c.train_limit or (50000 if c.dataset == "cifar10" else 60000)
+        sizes = D.registry.get_dataset(c.dataset).sizes
+        images = c.train_limit or round(sizes.get("train") or sizes["all"] * c.train_fraction)
         job.add(c.net, c.epochs, images * (net_cost(c).flops + 2e6))
     return job
 
@@ -369,8 +404,9 @@ def train_and_evaluate(config: RunConfig, run_dir: PathLike, *, resume: bool = F
                        job: Optional[Job] = None) -> Tuple["Trainer", Dict[str, Any]]:
     """The whole experiment for one network: fit (or continue), then evaluate and save results."""
     trainer = Trainer(config, run_dir, resume=resume, overwrite=overwrite, data=data, verbose=verbose, job=job)
-    trainer.fit()
-    return trainer, trainer.finish()
+    with trainer.owned():  # one hold from the first write to results.json
+        trainer.fit()
+        return trainer, trainer.finish()
 
 
 def load_model(run_dir: PathLike, which: str = "best") -> Tuple[nn.Layer, RunConfig, CheckpointState]:
@@ -382,7 +418,7 @@ def load_model(run_dir: PathLike, which: str = "best") -> Tuple[nn.Layer, RunCon
     config = RunConfig.from_dict(state.config, f"{run.checkpoints / which}/state.json: key 'config'")
     contract = state.input
     net = nets.create(config.net, num_classes=state.num_classes, in_channels=contract.channels,
-                      input_size=(contract.height, contract.width))
+                      input_size=contract.shape[1:])
     ckpt.load_weights(run.checkpoint_folder(which), net)
     net.eval()
     return net, config, state
