@@ -24,6 +24,8 @@ setup(
         "tqdm",  # the live progress bar on terminals
         "safetensors",  # checkpoints that never run code when loaded
         "Pillow",  # EXIF orientation and image headers (size limits) in predict
+        "scipy",  # MATLAB .mat files of the hyperspectral scenes
+        "h5py",  # MATLAB v7.3 .mat files (HDF5)
     ],
     extras_require={
         # The oneDNN headers the fast conv/pool operators compile against (paddle_cnn/fast); they link
@@ -33,7 +35,8 @@ setup(
         # PyPI's paddlepaddle-gpu stops at 2.6; Paddle 3.x CUDA wheels come from Paddle's own package index,
         # one per CUDA version, so README installs that first and this extra adds nothing PyPI cannot serve.
         "gpu": [],
-        "test": ["pytest>=7", "hypothesis>=6"],
+        # scikit-learn only checks our numpy PCA, stratified split and kappa against the official HybridSN code's.
+        "test": ["pytest>=7", "hypothesis>=6", "scikit-learn"],
     },
     entry_points={"console_scripts": ["paddle-cnn=paddle_cnn.cli:main"]},
 )

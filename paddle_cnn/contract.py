@@ -19,20 +19,25 @@ class InputContract:
     channels: int
     height: int
     width: int
-    dataset: str  # how images are framed (see images.FRAMING) and which class names apply
+    dataset: str  # its registry record says how images are framed, coloured and named
     normalize: str  # the RunConfig name: unit, fashion-mnist, mnist, cifar10
     mean: Union[float, List[float]]  # after dividing by 255: (x / 255 - mean) / std; a list is per channel
     std: Union[float, List[float]]
     class_names: List[str]
+    bands: int = 0  # a hyperspectral window's spectral depth (after PCA); 0 for pictures
 
     @property
     def colour(self) -> bool:
         """Whether the images are colour (H, W, 3) rather than grey (H, W)."""
-        return self.dataset in COLOUR_DATASETS
+        from .datasets.registry import get_dataset
+
+        return get_dataset(self.dataset).colour
 
     @property
-    def shape(self) -> Tuple[int, int, int]:
-        return (self.channels, self.height, self.width)
+    def shape(self) -> Tuple[int, ...]:
+        """(C, H, W), or (C, bands, H, W) for a hyperspectral window."""
+        return (self.channels, self.bands, self.height, self.width) if self.bands else (
+            self.channels, self.height, self.width)
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -47,7 +52,6 @@ class InputContract:
         return normalize(images, self.mean, self.std, self.channels, colour=self.colour)
 
 
-COLOUR_DATASETS = ("cifar10",)
 Stat = Union[float, Sequence[float]]
 
 

@@ -19,8 +19,6 @@ from .errors import UserError
 
 PathLike = Union[str, Path]
 
-# How each dataset frames its objects: (side of the box the object is fitted into, canvas side).
-FRAMING = {"fashion-mnist": (28, 28), "mnist": (20, 28)}
 
 
 class ImageError(UserError):
@@ -146,8 +144,12 @@ def _border(grey: np.ndarray) -> np.ndarray:
 
 def prepare(image: np.ndarray, dataset: str = "fashion-mnist", invert: str = "auto") -> Prepared:
     """Grey, polarity (``invert``: 'auto', 'yes' or 'no'), crop to the object, aspect-preserving fit, centring."""
-    if dataset not in FRAMING:
-        raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(sorted(FRAMING))}")
+    from .datasets.registry import get_dataset, list_datasets
+
+    info = get_dataset(dataset)
+    if info.framing is None:  # how the dataset frames its objects: (box the object is fitted into, canvas)
+        framed = [n for n in list_datasets() if get_dataset(n).framing]
+        raise ValueError(f"{dataset} has no framing for single photos; known: {', '.join(framed)}")
     grey = to_grey(image)
     inverted = invert == "yes" or (invert == "auto" and float(np.median(_border(grey))) > 127)
     if inverted:
@@ -158,7 +160,7 @@ def prepare(image: np.ndarray, dataset: str = "fashion-mnist", invert: str = "au
     if mask.any():
         ys, xs = np.nonzero(mask)
         grey = grey[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
-    box, canvas = FRAMING[dataset]
+    box, canvas = info.framing
     h, w = grey.shape
     scale = box / max(h, w)
     new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
@@ -166,7 +168,7 @@ def prepare(image: np.ndarray, dataset: str = "fashion-mnist", invert: str = "au
     small = cv2.resize(grey, (new_w, new_h), interpolation=interp)
     out = np.zeros((canvas, canvas), np.uint8)
     top, left = (canvas - new_h) // 2, (canvas - new_w) // 2
-    if dataset == "mnist":  # centre by mass, as MNIST was made
+    if info.centre_by_mass:
         m = cv2.moments(small)
         if m["m00"] > 0:
             top = int(round(canvas / 2 - m["m01"] / m["m00"]))

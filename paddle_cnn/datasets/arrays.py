@@ -9,55 +9,36 @@ import numpy as np
 import paddle
 
 from ..errors import ConfigError
-from . import cifar, csv_format, idx
+from . import csv_format, registry
 
 PathLike = Union[str, Path]
 
-# Pixel mean and std of the 60k Fashion-MNIST training images, scaled to [0, 1]; pinned by a real-data test.
-FASHION_MNIST_MEAN = 0.2860
-FASHION_MNIST_STD = 0.3530
-MNIST_MEAN = 0.1307
-MNIST_STD = 0.3081
-
-CLASS_NAMES = {
-    "fashion-mnist": {
-        "en": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-               "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
-        # The names the AI Studio Fashion-MNIST notebook prints.
-        "zh": ["T恤", "裤子", "套衫", "裙子", "外套", "凉鞋", "衬衫", "运动鞋", "包", "短靴"],
-    },
-    "mnist": {"en": [str(d) for d in range(10)], "zh": [str(d) for d in range(10)]},
-    "cifar10": {"en": list(cifar.CLASS_NAMES),
-                "zh": ["飞机", "汽车", "鸟", "猫", "鹿", "狗", "青蛙", "马", "船", "卡车"]},
-}
+FASHION_MNIST_MEAN, FASHION_MNIST_STD = registry.FASHION_MNIST.mean, registry.FASHION_MNIST.std
+MNIST_MEAN, MNIST_STD = registry.MNIST.mean, registry.MNIST.std
+# Class names by dataset and language, as lists (the registry's records hold them).
+CLASS_NAMES = {name: {lang: list(names) for lang, names in registry.get_dataset(name).classes.items()}
+               for name in registry.list_datasets()}
 
 Normalize = Union[None, str, Tuple[float, float]]
 Stat = Union[float, Tuple[float, ...]]
 
 
 def class_names(dataset: str = "fashion-mnist", lang: str = "en") -> List[str]:
-    """Class names by label; ``lang`` is 'en' or 'zh' (the tutorial's Chinese names)."""
-    if dataset not in CLASS_NAMES:
-        raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(sorted(CLASS_NAMES))}")
-    if lang not in CLASS_NAMES[dataset]:
-        raise ValueError(f"lang must be one of {sorted(CLASS_NAMES[dataset])}, got {lang!r}")
-    return list(CLASS_NAMES[dataset][lang])
+    """Class names by label; ``lang`` is 'en' or, where the tutorials give them, 'zh'."""
+    return list(registry.get_dataset(dataset).class_names(lang))
 
 
 def mean_std(normalize: Normalize) -> Tuple[Stat, Stat]:
-    """(shift, scale) applied after dividing by 255: 'unit' -> [0, 1]; 'fashion-mnist'/'mnist' -> z-scores;
-    'cifar10' -> per-channel (R, G, B) z-scores."""
+    """(shift, scale) applied after dividing by 255: 'unit' -> [0, 1]; a dataset's name -> its z-scores
+    (per channel for colour ones); or an explicit (mean, std)."""
     if normalize is None or normalize == "unit":
         return 0.0, 1.0
-    if normalize == "fashion-mnist":
-        return FASHION_MNIST_MEAN, FASHION_MNIST_STD
-    if normalize == "mnist":
-        return MNIST_MEAN, MNIST_STD
-    if normalize == "cifar10":
-        return cifar.MEAN, cifar.STD
+    if isinstance(normalize, str) and normalize in registry.normalisations():
+        info = registry.get_dataset(normalize)
+        return info.mean, info.std
     if isinstance(normalize, (tuple, list)) and len(normalize) == 2:
         return float(normalize[0]), float(normalize[1])
-    raise ValueError(f"normalize must be 'unit', 'fashion-mnist', 'mnist', 'cifar10' or (mean, std), "
+    raise ValueError(f"normalize must be one of {', '.join(registry.normalisations())} or (mean, std), "
                      f"got {normalize!r}")
 
 
@@ -261,45 +242,35 @@ class FashionMNISTCSV(ArrayDataset):
         self.ids = data.ids
 
 
+def open_dataset(name: str, mode: str = "train", root: Optional[PathLike] = None, *,
+                 transform: Optional[Callable] = None, normalize: Normalize = "unit", download: bool = True,
+                 verify_md5: bool = True) -> ArrayDataset:
+    """Split ``mode`` ('train' or 'test') of the official files of the image dataset ``name``,
+    read by its registered reader (md5-checked unless ``verify_md5`` is off)."""
+    info = registry.get_dataset(name)
+    if info.kind != "images":
+        raise ValueError(f"{name} is a {info.kind}, not a set of images: its samples come from "
+                         "paddle_cnn.datasets.hyperspectral")
+    images, labels = info.load(mode, root, download=download, verify=verify_md5)
+    from .idx import data_root
+
+    ds = ArrayDataset(images, labels, transform=transform, normalize=normalize,
+                      source=f"{data_root(root) / info.folder} ({mode})")
+    ds.mode = mode
+    return ds
+
+
 class IDXDataset(ArrayDataset):
-    """One split ('train' or 'test') of an IDX dataset, md5-checked against the official files."""
+    """One split ('train' or 'test') of a registered dataset's official files, md5-checked; a
+    subclass names the dataset (``dataset_name``), as ``paddle.vision.datasets.MNIST`` does."""
 
     dataset_name = ""
 
     def __init__(self, mode: str = "train", root: Optional[PathLike] = None, *, transform: Optional[Callable] = None,
                  normalize: Normalize = "unit", download: bool = True, verify_md5: bool = True):
-        images, labels = idx.load_idx(self.dataset_name, mode, root, download_missing=download, verify=verify_md5)
-        folder = idx.data_root(root) / self.dataset_name
-        super().__init__(images, labels, transform=transform, normalize=normalize, source=f"{folder} ({mode})")
+        ds = open_dataset(self.dataset_name, mode, root, download=download, verify_md5=verify_md5)
+        super().__init__(ds.images, ds.labels, transform=transform, normalize=normalize, source=ds.source)
         self.mode = mode
-
-    @staticmethod
-    def for_name(name: str, mode: str = "train", root: Optional[PathLike] = None, **kwargs) -> "IDXDataset":
-        """The IDX dataset class registered for ``name`` ('fashion-mnist' or 'mnist')."""
-        classes = {cls.dataset_name: cls for cls in IDXDataset.__subclasses__()}
-        if name not in classes:
-            raise ValueError(f"unknown dataset {name!r}; known: {', '.join(sorted(classes))}")
-        return classes[name](mode, root, **kwargs)
-
-
-class Cifar10(ArrayDataset):
-    """One split ('train': 50k, 'test': 10k) of CIFAR-10 from the official archive, md5-checked."""
-
-    dataset_name = "cifar10"
-
-    def __init__(self, mode: str = "train", root: Optional[PathLike] = None, *, transform: Optional[Callable] = None,
-                 normalize: Normalize = "unit", download: bool = True, verify_md5: bool = True):
-        images, labels = cifar.load_cifar10(mode, root, download_missing=download, verify=verify_md5)
-        super().__init__(images, labels, transform=transform, normalize=normalize,
-                         source=f"{cifar.archive_path(root)} ({mode})")
-        self.mode = mode
-
-
-def open_dataset(name: str, mode: str = "train", root: Optional[PathLike] = None, **kwargs) -> ArrayDataset:
-    """The official files of ``name`` ('fashion-mnist', 'mnist' or 'cifar10'), split ``mode``."""
-    if name == Cifar10.dataset_name:
-        return Cifar10(mode, root, **kwargs)
-    return IDXDataset.for_name(name, mode, root, **kwargs)
 
 
 class FashionMNISTIDX(IDXDataset):
@@ -308,6 +279,12 @@ class FashionMNISTIDX(IDXDataset):
 
 class MNISTIDX(IDXDataset):
     dataset_name = "mnist"
+
+
+class Cifar10(IDXDataset):
+    """The 50k training or 10k test images of CIFAR-10 from the official archive."""
+
+    dataset_name = "cifar10"
 
 
 def train_val_split(dataset: ArrayDataset, val_size: int = 1000, method: str = "tail",

@@ -16,23 +16,18 @@ from typing import Dict, Optional, Tuple, Union
 import numpy as np
 
 from ..safe_pickle import Refused, restricted_load
+from . import registry
 from .errors import DataError, DataFileNotFoundError
 from .idx import ENV_VAR, data_root, download, verify_md5
 
 PathLike = Union[str, Path]
 
-FOLDER = "cifar-10"
-ARCHIVE = "cifar-10-python.tar.gz"
-MD5 = "c58f30108f718f92721af3b95e74349a"  # the official archive; paddle.vision.datasets.Cifar10 checks the same
-URLS = ("https://dataset.bj.bcebos.com/cifar/cifar-10-python.tar.gz",  # Paddle's mirror
-        "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz")  # the authors' copy
+FOLDER = registry.CIFAR10.folder
+_FILE = registry.CIFAR10.file("archive")
+ARCHIVE, MD5, URLS = _FILE.name, _FILE.md5, _FILE.urls
 MEMBERS = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
-CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-# Per-channel (R, G, B) mean and std of the 50k training images scaled to [0, 1], the values
-# widely published for the official files (not recomputed here: these machines have no copy; the
-# 0.2023/0.1994/0.2010 also often quoted are not the std of the pixels).
-MEAN = (0.4914, 0.4822, 0.4465)
-STD = (0.2470, 0.2435, 0.2616)
+CLASS_NAMES = list(registry.CIFAR10.class_names("en"))
+MEAN, STD = registry.CIFAR10.mean, registry.CIFAR10.std
 
 def _key(d: dict, name: str):
     for k in (name.encode(), name):

@@ -18,6 +18,7 @@ from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
 
+from . import registry
 from .errors import DataError, DataFileNotFoundError
 
 PathLike = Union[str, Path]
@@ -59,23 +60,17 @@ class IDXSpec:
         return self.train_images, self.train_labels, self.test_images, self.test_labels
 
 
-# The md5s and URLs are the ones paddle.vision.datasets.{MNIST,FashionMNIST} use.
-SPECS: Dict[str, IDXSpec] = {
-    "fashion-mnist": IDXSpec(
-        "fashion-mnist", "https://dataset.bj.bcebos.com/fashion_mnist/",
-        IDXFile("train-images-idx3-ubyte.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
-        IDXFile("train-labels-idx1-ubyte.gz", "25c81989df183df01b3e8a0aad5dffbe"),
-        IDXFile("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79"),
-        IDXFile("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310"),
-    ),
-    "mnist": IDXSpec(
-        "mnist", "https://dataset.bj.bcebos.com/mnist/",
-        IDXFile("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
-        IDXFile("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432"),
-        IDXFile("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3"),
-        IDXFile("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c"),
-    ),
-}
+def _spec(name: str) -> IDXSpec:
+    info = registry.get_dataset(name)
+    files = [IDXFile(info.file(role).name, info.file(role).md5)
+             for role in ("train-images", "train-labels", "test-images", "test-labels")]
+    prefix = info.file("train-images").urls[0].rsplit("/", 1)[0] + "/"
+    return IDXSpec(name, prefix, *files, num_classes=info.num_classes)
+
+
+# From the registry's records (the md5s and URLs paddle.vision.datasets.{MNIST,FashionMNIST} use);
+# a dict, so a test can point one at another URL.
+SPECS: Dict[str, IDXSpec] = {name: _spec(name) for name in ("fashion-mnist", "mnist")}
 
 
 def get_spec(name: str) -> IDXSpec:

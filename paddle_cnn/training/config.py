@@ -9,16 +9,15 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union, get_args, get_origin, get_type_hints
 
+from ..datasets import registry
 from ..errors import ConfigError
 from ..typed import SchemaError, from_dict
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "momentum")
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
-DATASETS = ("fashion-mnist", "mnist", "cifar10")
+DATASETS = registry.list_datasets()
 AUGMENTS = ("none", "flip-crop")
-NORMALIZE = ("unit", "fashion-mnist", "mnist", "cifar10")
-# Each dataset's own image shape (C, H, W): what a run gets without --input-size / --in-channels.
-DATASET_SHAPES = {"fashion-mnist": (1, 28, 28), "mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
+NORMALIZE = registry.normalisations()
 
 
 @dataclass
@@ -27,13 +26,16 @@ class RunConfig:
 
     net: str = "standard_cnn"
     dataset: str = "fashion-mnist"
-    data_dir: Optional[str] = None  # folder holding {dataset}/ IDX files; else $PADDLE_CNN_DATA, else data/
+    data_dir: Optional[str] = None  # folder holding {dataset}/ (its official files); else $PADDLE_CNN_DATA, else data/
     train_csv: Optional[str] = None  # a labelled CSV to use instead of the IDX training files
     test_csv: Optional[str] = None  # a labelled CSV to use instead of the IDX test files
     verify_md5: bool = True  # check IDX files against the official md5s
     download: bool = True  # fetch missing IDX files (md5-checked) when the network allows
-    val_size: int = 1000  # the notebook's 59k/1k split of the 60k training images
+    val_size: int = 1000  # the notebook's 59k/1k split of the 60k training images (a scene: of its training pixels)
+    val_fraction: float = 0.0  # > 0: this share of the training rows (or pixels) validates, instead of val_size
     split: str = "tail"  # tail (the notebook's: last rows validate), random or stratified
+    train_fraction: float = 0.3  # a scene's labelled pixels that train (stratified); the rest test (HybridSN: 30%)
+    pca_bands: int = 0  # a scene's bands after PCA; 0: its record's (30 Indian Pines, 15 the others)
     normalize: str = "unit"  # unit ([0, 1], the notebook's /255), or the z-scores of fashion-mnist, mnist or cifar10
     augment: str = "none"  # none, or flip-crop (random horizontal flip + 2-pixel shifted crop)
     input_size: Optional[List[int]] = None  # resize inputs to H W (for full-size nets); None: the dataset's size
@@ -77,20 +79,37 @@ class RunConfig:
             raise ConfigError(f"config seed must be an integer from 0 to 2**63 - 1, got {self.seed}")
         if self.input_size is not None and (len(self.input_size) != 2 or min(self.input_size) < 1):
             raise ConfigError(f"config input_size must be two positive integers H W, got {self.input_size}")
-        if (self.train_csv or self.test_csv) and DATASET_SHAPES[self.dataset][0] != 1:
+        info = registry.get_dataset(self.dataset)
+        if (self.train_csv or self.test_csv) and (info.colour or info.kind != "images"):
             raise ConfigError(f"config train_csv/test_csv hold 28x28 grey images; dataset {self.dataset!r} "
-                              "is read from its own archive (drop the CSV options or pick fashion-mnist/mnist)")
-        native = DATASET_SHAPES[self.dataset][0]
+                              "is read from its own files (drop the CSV options or pick fashion-mnist/mnist)")
+        if not 0 <= self.val_fraction < 1:
+            raise ConfigError(f"config val_fraction must be from 0 to below 1, got {self.val_fraction}")
+        if not 0 < self.train_fraction < 1:
+            raise ConfigError(f"config train_fraction must be between 0 and 1, got {self.train_fraction}")
+        if self.pca_bands < 0:
+            raise ConfigError(f"config pca_bands must be >= 0, got {self.pca_bands}")
+        if info.kind == "scene":
+            if self.in_channels not in (0, 1) or self.augment != "none" or self.normalize != "unit":
+                raise ConfigError(f"config for the scene {self.dataset}: its windows are one channel of PCA bands, "
+                                  "whitened already; in_channels, augment and normalize keep their defaults")
+            size = self.input_size
+            if size is not None and (size[0] != size[1] or size[0] % 2 == 0):
+                raise ConfigError(f"config input_size for a scene is its window, square and odd (the paper: "
+                                  f"25 25), got {self.input_size}")
+        native = info.shape[0]
         if self.in_channels and self.in_channels != native and native != 1:
             raise ConfigError(f"config in_channels={self.in_channels}: {self.dataset} images have {native} "
                               f"channels; only grey images can be repeated on more")
         return self
 
-    def input_shape(self) -> Tuple[int, int, int]:
-        """(C, H, W) the net sees: the dataset's shape unless in_channels / input_size change it."""
-        c, h, w = DATASET_SHAPES[self.dataset]
-        size = self.input_size or (h, w)
-        return (self.in_channels or c, int(size[0]), int(size[1]))
+    def input_shape(self) -> Tuple[int, ...]:
+        """(C, H, W) the net sees, or (C, bands, H, W) for a scene's windows: the dataset's shape unless
+        in_channels / input_size (the window) / pca_bands change it."""
+        shape = registry.get_dataset(self.dataset).shape
+        h, w = self.input_size or shape[-2:]
+        bands = (self.pca_bands or shape[1],) if len(shape) == 4 else ()
+        return (self.in_channels or shape[0], *bands, int(h), int(w))
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, List, Optional
+from typing import Any, Callable, List, Optional
 
 import cv2
 import numpy as np
@@ -13,10 +13,11 @@ from .config import RunConfig
 
 @dataclass
 class RunData:
-    train: D.ArrayDataset
+    train: D.ArrayDataset  # or a hyperspectral.SceneWindows: both batch, label and load alike
     val: D.ArrayDataset
     test: D.ArrayDataset
     class_names: List[str]
+    scene: Optional[Any] = None  # the hyperspectral.PreparedScene the windows come from (for its map)
 
 
 class FlipCrop:
@@ -68,10 +69,15 @@ class Compose:
 def make_transform(config: RunConfig, train: bool) -> Optional[Callable]:
     steps: List[Callable] = []
     if train and config.augment == "flip-crop":
-        steps.append(FlipCrop(pad=4 if config.dataset == "cifar10" else 2))
+        steps.append(FlipCrop(pad=D.registry.get_dataset(config.dataset).augment_pad))
     if config.input_size is not None:
         steps.append(Resize(config.input_size))
     return Compose(steps) if steps else None
+
+
+def val_count(config: RunConfig, rows: int) -> int:
+    """How many of ``rows`` training rows validate: ``val_fraction`` of them if set, else ``val_size``."""
+    return max(1, int(round(config.val_fraction * rows))) if config.val_fraction else config.val_size
 
 
 def _limit(ds: D.ArrayDataset, n: int) -> D.ArrayDataset:
@@ -80,6 +86,8 @@ def _limit(ds: D.ArrayDataset, n: int) -> D.ArrayDataset:
 
 def build_data(config: RunConfig) -> RunData:
     """Datasets for a run: the training set split (``val_size`` rows validate), and the test set."""
+    if D.get_dataset(config.dataset).kind == "scene":
+        return _scene_data(config)
     kw = dict(normalize=config.normalize)
     if config.train_csv:
         full = D.FashionMNISTCSV(config.train_csv, **kw)
@@ -96,10 +104,31 @@ def build_data(config: RunConfig) -> RunData:
             raise D.DataError(ds.source, f"the {name} data has no labels (ID layout); training and evaluation "
                                          "need the labelled layout 'label,pixel1,...'")
     full = _limit(full, config.train_limit)
-    train, val = D.train_val_split(full, config.val_size, config.split, config.seed)
+    train, val = D.train_val_split(full, val_count(config, len(full)), config.split, config.seed)
     test = _limit(test, config.test_limit)
     train.transform = make_transform(config, train=True)
     val.transform = test.transform = make_transform(config, train=False)
     for ds in (train, val, test):
         ds.channels, ds.seed = config.input_shape()[0], config.seed
     return RunData(train, val, test, D.class_names(config.dataset))
+
+
+def _scene_data(config: RunConfig) -> RunData:
+    """A hyperspectral scene under the HybridSN protocol: PCA to ``pca_bands``, a window of
+    ``input_size`` around each labelled pixel, a stratified ``train_fraction`` split, ``val_size``
+    of the training pixels held out."""
+    from ..datasets import hyperspectral as H
+
+    info = D.get_dataset(config.dataset)
+    cube, gt = info.load("all", config.data_dir, download=config.download, verify=config.verify_md5)
+    _, bands, window, _ = config.input_shape()
+    if bands > cube.shape[2]:
+        raise D.DataError(H.scene_folder(config.dataset, config.data_dir),
+                          f"pca_bands={bands} but the cube has only {cube.shape[2]} bands")
+    scene = H.prepare_scene(cube, gt, bands, window)
+    source = str(H.scene_folder(config.dataset, config.data_dir))
+    train_pixels = int(round(config.train_fraction * len(scene.labels)))
+    train, val, test = H.split_scene(scene, config.train_fraction, val_count(config, train_pixels), config.seed,
+                                     source)
+    train, test = _limit(train, config.train_limit), _limit(test, config.test_limit)
+    return RunData(train, val, test, D.class_names(config.dataset), scene=scene)

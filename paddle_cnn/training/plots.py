@@ -225,3 +225,49 @@ def cost_accuracy(results: Sequence[dict], path, title: str = "test accuracy aga
     axes[0].legend(fontsize=8, loc="upper left")
     fig.suptitle(title)
     return _save(fig, path)
+
+
+# A fixed legend for scene maps: label 0 (unlabelled) black, classes 1..16 in these colours, the
+# same for every scene and every run so maps can be compared side by side.
+SCENE_COLOURS = np.array([
+    [0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48], [145, 30, 180],
+    [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212], [0, 128, 128], [220, 190, 255],
+    [170, 110, 40], [255, 250, 200], [128, 0, 0], [170, 255, 195]], np.uint8)
+
+
+def label_map_rgb(labels: np.ndarray) -> np.ndarray:
+    """(H, W) labels 0..16 (0 = unlabelled) -> (H, W, 3) uint8 in the fixed scene legend."""
+    labels = np.asarray(labels)
+    if labels.min() < 0 or labels.max() >= len(SCENE_COLOURS):
+        raise ValueError(f"scene labels must be 0..{len(SCENE_COLOURS) - 1}, got {labels.min()}..{labels.max()}")
+    return SCENE_COLOURS[labels]
+
+
+def false_colour(cube: np.ndarray) -> np.ndarray:
+    """The first three bands of a (H, W, bands) cube stretched to uint8 RGB (2nd-98th percentile)."""
+    rgb = np.asarray(cube[..., :3], np.float32)
+    lo, hi = np.percentile(rgb, 2, axis=(0, 1)), np.percentile(rgb, 98, axis=(0, 1))
+    return (np.clip((rgb - lo) / np.maximum(hi - lo, 1e-6), 0, 1) * 255).astype(np.uint8)
+
+
+def classification_map(truth: np.ndarray, predicted: np.ndarray, class_names: Sequence[str], path,
+                       title: str = "classification map") -> Path:
+    """Ground truth, the prediction for every pixel, and the prediction on the labelled pixels only,
+    side by side with the class legend (labels 1..K; 0 = unlabelled in ``truth``)."""
+    from matplotlib.patches import Patch
+
+    masked = np.where(truth > 0, predicted, 0)
+    panels = (("ground truth", truth), ("prediction, every pixel", predicted),
+              ("prediction, labelled pixels", masked))
+    h, w = truth.shape
+    fig, axes = _subplots(1, 3, figsize=(3 * max(3.0, 4.0 * w / h) + 3.2, 4.6), squeeze=False)
+    for ax, (name, labels) in zip(axes[0], panels):
+        ax.imshow(label_map_rgb(labels), interpolation="nearest")
+        ax.set_title(name, fontsize=10)
+        ax.axis("off")
+    handles = [Patch(color=SCENE_COLOURS[k + 1] / 255.0, label=f"{k + 1} {n}") for k, n in enumerate(class_names)]
+    handles.append(Patch(color=SCENE_COLOURS[0] / 255.0, label="0 unlabelled"))
+    fig.legend(handles=handles, loc="center right", fontsize=7, frameon=False)
+    fig.suptitle(title)
+    fig.subplots_adjust(right=0.78)
+    return _save(fig, path)
