@@ -1,10 +1,12 @@
 """Training and inference speed: our training path with the fast oneDNN operators and with Paddle's
 stock kernels, against PyTorch eager on identical nets, in one run.
 
-    python benchmarks/speed.py [--nets standard_cnn dilated_cnn lenet resnet18_small vgg11_small] [--threads 1]
+    python benchmarks/speed.py [--nets standard_cnn dilated_cnn lenet resnet18_small vgg11_small hybridsn]
+        [--threads 1]
 
-Prints one table. Training (Adam, the same synthetic 28x28 data for every path; batch 64 for the
-seed nets, 128 for the zoo nets, or --batch-size): images/s through our Trainer (paddle.Model.fit
+Prints one table. Training (Adam, the same synthetic data for every path: 28x28 images, or for
+HybridSN 1x30x25x25 windows of a synthetic scene; batch 64 for the seed nets and HybridSN, 128 for
+the zoo nets, or --batch-size): images/s through our Trainer (paddle.Model.fit
 with our callbacks, VisualDL logging and the array batch loader) with the fast operators
 (paddle_cnn.fast) and with PADDLE_CNN_FAST_OPS=0 (Paddle's own kernels), a raw dygraph loop with
 the fast operators, and PyTorch eager on parameter-checked twins when ``torch`` is importable (an
@@ -50,6 +52,50 @@ def unit_scaled(images: np.ndarray) -> np.ndarray:
     return images.astype("float32")[:, None] / 255.0
 
 
+SCENE_NETS = ("hybridsn",)
+
+
+def synthetic_scene(n: int, seed: int = 0):
+    """A hyperspectral scene of 30 PCA bands with ``n`` labelled pixels (16 classes), as the HybridSN
+    pipeline prepares it: the Trainer's path cuts 25x25 windows from it per batch."""
+    from paddle_cnn.datasets import hyperspectral as H
+
+    rng = np.random.default_rng(seed)
+    side = int(np.ceil(np.sqrt(n)))
+    cube = rng.normal(size=(side, side, 30)).astype(np.float32)
+    gt = np.zeros((side, side), np.int64)
+    gt.reshape(-1)[:n] = rng.integers(1, 17, n)
+    return H.prepare_scene(cube, gt, 30, 25)
+
+
+class Workload:
+    """One net's synthetic inputs: float32 ``x`` (N, C, ...) and labels for the raw paths, and the
+    RunData and config the Trainer path gets."""
+
+    def __init__(self, name: str, n: int):
+        self.name = name
+        if name in SCENE_NETS:
+            from paddle_cnn.datasets import hyperspectral as H
+
+            scene = synthetic_scene(n)
+            train = H.SceneWindows(scene, np.arange(n), "synthetic")
+            val = H.SceneWindows(scene, np.arange(min(n, 256)), "synthetic")
+            self.data = RunData(train, val, val, [str(c) for c in range(16)], scene=scene)
+            self.x, self.labels = train.batch(np.arange(n)), train.labels
+            self.config = dict(dataset="indian-pines")
+        else:
+            images, labels = synthetic(n)
+            train, val = D.ArrayDataset(images, labels), D.ArrayDataset(images[:256], labels[:256])
+            self.data = RunData(train, val, val, [str(c) for c in range(10)])
+            self.x, self.labels = unit_scaled(images), labels
+            self.config = {}
+        self.num_classes = len(self.data.class_names)
+
+    def net(self):
+        return nets.create(self.name, num_classes=self.num_classes, in_channels=self.x.shape[1],
+                           input_size=self.x.shape[2:])
+
+
 Pass = Callable[[], float]  # one timed pass, returning images/s
 
 
@@ -85,28 +131,25 @@ def interleaved_medians(passes: Dict[str, Pass], repeats: int) -> Dict[str, floa
 
 
 # -- Paddle
-def trainer_pass(name: str, images, labels, batch: int) -> Pass:
+def trainer_pass(work: Workload, batch: int) -> Pass:
     """One epoch through our Trainer; images/s as its metrics report it (training time only)."""
     def one() -> float:
         with tempfile.TemporaryDirectory() as tmp:
-            train = D.ArrayDataset(images, labels)
-            val = D.ArrayDataset(images[:256], labels[:256])
-            data = RunData(train, val, val, [str(c) for c in range(10)])
-            config = RunConfig(net=name, epochs=1, batch_size=batch, lr=1e-3, log_every=10**9,
-                               threads=fast.get_threads() or 0)
-            trainer = Trainer(config, Path(tmp) / "run", data=data, verbose=False)
+            config = RunConfig(net=work.name, epochs=1, batch_size=batch, lr=1e-3, log_every=10**9,
+                               threads=fast.get_threads() or 0, **work.config)
+            trainer = Trainer(config, Path(tmp) / "run", data=work.data, verbose=False)
             return trainer.fit()[-1].images_per_s
     return one
 
 
-def paddle_loop_pass(name: str, images, labels, batch: int) -> Pass:
+def paddle_loop_pass(work: Workload, batch: int) -> Pass:
     """A plain dygraph loop over the same net (what the Trainer adds is the difference)."""
     paddle.seed(0)
-    net = nets.create(name)
+    net = work.net()
     net.train()
     opt = paddle.optimizer.Adam(1e-3, parameters=net.parameters())
-    x_all = unit_scaled(images)
-    y_all = labels[:, None]
+    x_all = work.x
+    y_all = work.labels[:, None]
     loss_fn = paddle.nn.CrossEntropyLoss()
 
     def run() -> int:
@@ -142,11 +185,11 @@ def with_stock_kernels(one: Pass) -> Pass:
     return stock
 
 
-def dygraph_eval_pass(name: str, images, batch: int) -> Pass:
+def dygraph_eval_pass(work: Workload, batch: int) -> Pass:
     """Whole-set evaluation as the trainer runs it (dygraph, eval mode, no autograd)."""
-    net = nets.create(name)
+    net = work.net()
     net.eval()
-    x_all = unit_scaled(images)
+    x_all = work.x
 
     def run() -> int:
         predict_logits(net, x_all, batch)
@@ -155,15 +198,15 @@ def dygraph_eval_pass(name: str, images, batch: int) -> Pass:
     return timed(run)
 
 
-def paddle_inference_pass(name: str, images, batch: int, threads: int, folder: str) -> Pass:
+def paddle_inference_pass(work: Workload, batch: int, threads: int, folder: str) -> Pass:
     """The net exported with paddle.jit.save into ``folder``, served by Paddle Inference with oneDNN."""
     from paddle import inference
     from paddle.static import InputSpec
 
-    net = nets.create(name)
+    net = work.net()
     net.eval()
-    x_all = unit_scaled(images)
-    paddle.jit.save(net, f"{folder}/model", input_spec=[InputSpec([None, 1, 28, 28], "float32", "image")])
+    x_all = work.x
+    paddle.jit.save(net, f"{folder}/model", input_spec=[InputSpec([None, *x_all.shape[1:]], "float32", "image")])
     model_file = next(p for p in (Path(f"{folder}/model.json"), Path(f"{folder}/model.pdmodel")) if p.is_file())
     config = inference.Config(str(model_file), f"{folder}/model.pdiparams")
     config.disable_gpu()
@@ -209,12 +252,37 @@ def _torch_resnet18_small(tnn):
     return tnn.Sequential(*blocks, tnn.AdaptiveAvgPool2d(1), tnn.Flatten(), tnn.Linear(ch, 10))
 
 
+def _torch_hybridsn(tnn, bands: int = 30, window: int = 25, classes: int = 16):
+    """HybridSN as paddle_cnn.nets.hybridsn builds it: three Conv3d, the spectral axis folded into the
+    channels of one Conv2d, three dense layers."""
+    import torch
+
+    class HybridSN(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv3d = tnn.Sequential(tnn.Conv3d(1, 8, (7, 3, 3)), tnn.ReLU(), tnn.Conv3d(8, 16, (5, 3, 3)),
+                                         tnn.ReLU(), tnn.Conv3d(16, 32, (3, 3, 3)), tnn.ReLU())
+            depth, side = bands - 12, window - 6
+            self.conv2d = tnn.Sequential(tnn.Conv2d(32 * depth, 64, 3), tnn.ReLU(), tnn.Flatten())
+            self.classifier = tnn.Sequential(tnn.Linear(64 * (side - 2) ** 2, 256), tnn.ReLU(), tnn.Dropout(0.4),
+                                             tnn.Linear(256, 128), tnn.ReLU(), tnn.Dropout(0.4),
+                                             tnn.Linear(128, classes))
+
+        def forward(self, x):
+            x = self.conv3d(x)
+            return self.classifier(self.conv2d(torch.flatten(x, 1, 2)))
+
+    return HybridSN()
+
+
 def torch_net(name: str):
     """The same architectures in PyTorch; parameter counts are checked against Paddle's."""
     import torch
     from torch import nn as tnn
 
-    if name in ("standard_cnn", "dilated_cnn"):
+    if name == "hybridsn":
+        features, head = _torch_hybridsn(tnn), []
+    elif name in ("standard_cnn", "dilated_cnn"):
         d = 2 if name == "dilated_cnn" else 1
         features = tnn.Sequential(tnn.Conv2d(1, 16, 3, padding=1, dilation=d), tnn.ReLU(), tnn.AvgPool2d(2),
                                   tnn.Conv2d(16, 32, 3, dilation=d), tnn.ReLU(), tnn.AvgPool2d(2), tnn.Flatten())
@@ -241,25 +309,26 @@ def torch_net(name: str):
         return None
     net = tnn.Sequential(features, *head)
     # Paddle counts batch-norm running statistics as parameters; PyTorch keeps them as buffers.
-    ours = sum(int(np.prod(p.shape)) for p in nets.create(name).parameters() if p.trainable)
+    ours = sum(int(np.prod(p.shape)) for p in nets.create(name, num_classes=16 if name in SCENE_NETS else 10)
+               .parameters() if p.trainable)
     theirs = sum(p.numel() for p in net.parameters())
     assert ours == theirs, f"{name}: PyTorch twin has {theirs} parameters, ours {ours}"
     return net
 
 
-def torch_passes(name: str, images, labels, batch: int, infer_batch: int) -> Dict[str, Pass]:
+def torch_passes(work: Workload, batch: int, infer_batch: int) -> Dict[str, Pass]:
     """PyTorch eager training and inference passes on the twin net; none without torch or a twin."""
     try:
         import torch
     except ImportError:
         return {}
     torch.manual_seed(0)
-    net = torch_net(name)
+    net = torch_net(work.name)
     if net is None:
         return {}
     opt = torch.optim.Adam(net.parameters(), 1e-3)
-    x_all = torch.from_numpy(unit_scaled(images))
-    y_all = torch.from_numpy(labels)
+    x_all = torch.from_numpy(np.ascontiguousarray(work.x))
+    y_all = torch.from_numpy(work.labels)
     loss_fn = torch.nn.CrossEntropyLoss()
 
     def train() -> int:
@@ -301,9 +370,10 @@ def invocation() -> str:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nets", nargs="+", default=["standard_cnn", "dilated_cnn", "lenet", "resnet18_small",
-                                                      "vgg11_small"])
+                                                      "vgg11_small", "hybridsn"])
     parser.add_argument("--images", type=int, default=6400, help="synthetic training images per timed pass (seed nets)")
     parser.add_argument("--zoo-images", type=int, default=1280, help="the same for the zoo nets (10 batches of 128)")
+    parser.add_argument("--scene-pixels", type=int, default=640, help="the same for HybridSN (10 batches of 64)")
     parser.add_argument("--batch-size", type=int, default=None, help="default: 64 (seed nets), 128 (zoo nets)")
     parser.add_argument("--infer-batch", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds (each path once per round)")
@@ -333,16 +403,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     rows = []
     for name in args.nets:
         seed_net = name in ("standard_cnn", "dilated_cnn", "lenet")
-        batch = args.batch_size or (64 if seed_net else 128)
-        images, labels = synthetic(args.images if seed_net else args.zoo_images)
+        batch = args.batch_size or (64 if seed_net or name in SCENE_NETS else 128)
+        work = Workload(name, args.scene_pixels if name in SCENE_NETS else args.images if seed_net else args.zoo_images)
         with tempfile.TemporaryDirectory() as folder:
-            passes = {"ours": trainer_pass(name, images, labels, batch),
-                      "stock": with_stock_kernels(trainer_pass(name, images, labels, batch)),
-                      "loop": paddle_loop_pass(name, images, labels, batch),
-                      "eval_ours": dygraph_eval_pass(name, images, args.infer_batch),
-                      "eval_stock": with_stock_kernels(dygraph_eval_pass(name, images, args.infer_batch)),
-                      "eval_inference": paddle_inference_pass(name, images, args.infer_batch, args.threads, folder),
-                      **torch_passes(name, images, labels, batch, args.infer_batch)}
+            passes = {"ours": trainer_pass(work, batch),
+                      "stock": with_stock_kernels(trainer_pass(work, batch)),
+                      "loop": paddle_loop_pass(work, batch),
+                      "eval_ours": dygraph_eval_pass(work, args.infer_batch),
+                      "eval_stock": with_stock_kernels(dygraph_eval_pass(work, args.infer_batch)),
+                      "eval_inference": paddle_inference_pass(work, args.infer_batch, args.threads, folder),
+                      **torch_passes(work, batch, args.infer_batch)}
             r = interleaved_medians(passes, args.repeats)
         ratio = lambda a, b: None if not b else a / b  # noqa: E731
         rows.append({"net": name, "batch": batch, "ours": r["ours"], "stock": r["stock"], "loop": r["loop"],

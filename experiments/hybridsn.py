@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import time
 from pathlib import Path
 from typing import List, Optional, Union
 
@@ -56,17 +55,8 @@ def scene_config(dataset: str, overrides: dict) -> RunConfig:
     return dataclasses.replace(base, **overrides).validate()
 
 
-def predict_map(net, scene: H.PreparedScene, batch_size: int) -> np.ndarray:
-    """Predicted labels 1..K for every pixel of the scene (H, W), with a progress line per tenth."""
-    h, w = scene.shape
-    chunk = max(batch_size, -(-h * w // 10))
-    labels, started = [], time.perf_counter()
-    for start in range(0, h * w, chunk):
-        labels.append(predict_logits(net, H.ScenePixels(scene, start, start + chunk), batch_size).argmax(1) + 1)
-        done = min(start + chunk, h * w)
-        rate = done / (time.perf_counter() - started)
-        print(f"  classification map: {done:,}/{h * w:,} pixels, {rate:,.0f} pixels/s", flush=True)
-    return np.concatenate(labels).reshape(h, w)
+def show_map_progress(done: int, total: int, rate: float) -> None:
+    print(f"  classification map: {done:,}/{total:,} pixels, {rate:,.0f} pixels/s", flush=True)
 
 
 def main(argv: Optional[List[str]] = None) -> Union[dict, int]:
@@ -93,7 +83,8 @@ def main(argv: Optional[List[str]] = None) -> Union[dict, int]:
     print(f"\n{args.dataset} test pixels (n={test['n']}): OA {100 * test['oa']:.2f}  AA {100 * test['aa']:.2f}  "
           f"kappa {100 * test['kappa']:.2f}   (paper: OA {paper['oa']:.2f}  AA {paper['aa']:.2f}  "
           f"kappa {paper['kappa']:.2f})")
-    predicted = predict_map(trainer.net, scene, args.map_batch)
+    predicted = H.map_scene(lambda x: predict_logits(trainer.net, x, args.map_batch), scene, args.map_batch,
+                            show_map_progress)
     if is_main_process():
         truth = np.zeros(scene.shape, np.int64)
         truth[scene.rows, scene.cols] = scene.labels + 1

@@ -46,6 +46,20 @@ def network_table(names: List[str]) -> str:
     return "\n".join(lines)
 
 
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    from paddle_cnn.datasets import registry
+
+    if args.markdown:
+        print(registry.files_table(args.kind))
+        return 0
+    for name in registry.list_datasets(args.kind):
+        info = registry.get_dataset(name)
+        shape = "x".join(map(str, info.shape))
+        sizes = ", ".join(f"{k} {v:,}" for k, v in info.sizes.items())
+        print(f"{name:18} {info.kind:6} {shape:10} {info.num_classes:2} classes  {sizes}  ({info.title})")
+    return 0
+
+
 def _cmd_summary(args: argparse.Namespace) -> int:
     import paddle
 
@@ -117,7 +131,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         select_device(args.device)
     predictor = open_predictor(args.model, args.which)
     meta, contract = predictor.meta, predictor.contract
+    if args.lang not in meta["classes"]:
+        raise ConfigError(f"--lang {args.lang}: {contract.dataset} has class names in {', '.join(meta['classes'])}")
     names = meta["classes"][args.lang]
+    if contract.bands:
+        return _predict_scenes(args, predictor, names)
     if not 1 <= args.top_k <= len(names):
         raise ConfigError(f"--top-k must be between 1 and the {len(names)} classes, got {args.top_k}")
     prepared, shown, failures = [], [], 0
@@ -142,6 +160,37 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             plots.input_grid(np.stack([p.image for p in prepared]), probs, grid_names,
                              [Path(s).name for s in shown], args.save_grid)
             print(f"saved {args.save_grid}")
+    return 1 if failures else 0
+
+
+def _predict_scenes(args: argparse.Namespace, predictor, names) -> int:
+    """Each .mat scene: PCA as in training, a window around every pixel, the map saved as
+    DIR/STEM_map.png (and .npz); a file that cannot be read is one line and the rest are mapped."""
+    import numpy as np
+
+    from paddle_cnn.datasets import DataError, hyperspectral as H
+    from paddle_cnn.fileio import atomic_savez
+    from paddle_cnn.training import plots
+
+    contract, failures = predictor.contract, 0
+    args.map_dir.mkdir(parents=True, exist_ok=True)
+    for path in map(Path, args.images):
+        try:
+            cube = H.read_cube(path, args.key, min_bands=contract.bands)
+        except DataError as exc:
+            print(f"paddle-cnn: error: {exc}", file=sys.stderr)
+            failures += 1
+            continue
+        scene = H.prepare_scene(cube, None, contract.bands, contract.height)
+        labels = H.map_scene(predictor.probabilities_of_inputs, scene,
+                             report=lambda done, total, rate: print(f"  {path.name}: {done:,}/{total:,} pixels, "
+                                                                    f"{rate:,.0f} pixels/s", flush=True))
+        out = args.map_dir / f"{path.stem}_map.png"
+        plots.classification_map(None, labels, names, out, title=f"{path.name}: {contract.dataset} classes")
+        atomic_savez(out.with_suffix(".npz"), predicted=labels)
+        counts = np.bincount(labels.ravel(), minlength=len(names) + 1)[1:]
+        top = "  ".join(f"{names[i]} {counts[i] / labels.size:.1%}" for i in np.argsort(-counts)[:args.top_k])
+        print(f"{path}: {labels.shape[0]} x {labels.shape[1]} pixels: {top}; saved {out} and {out.with_suffix('.npz')}")
     return 1 if failures else 0
 
 
@@ -251,6 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a table with params, FLOPs and receptive field at the declared input size (README's)")
     p.set_defaults(func=_cmd_list)
 
+    p = sub.add_parser("datasets", help="list the registered datasets (kind, input shape, classes, sizes)")
+    p.add_argument("--kind", choices=["images", "scene"], default=None, help="only datasets of this kind")
+    p.add_argument("--markdown", action="store_true", help="a table of their files, keys and md5s (README's)")
+    p.set_defaults(func=_cmd_datasets)
+
     p = sub.add_parser("summary", help="paddle.summary plus per-layer output size, receptive field and FLOPs")
     p.add_argument("name", help="a registered network (see `list`)")
     p.add_argument("--input-size", type=int, nargs="+", metavar="N",
@@ -279,9 +333,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto: the GPU when this Paddle has CUDA and sees one (default: auto)")
     p.set_defaults(func=_cmd_evaluate)
 
-    p = sub.add_parser("predict", help="top-k classes for your own image files (PNG, JPEG, ...)")
+    p = sub.add_parser("predict", help="top-k classes for your own image files (PNG, JPEG, ...), or the "
+                                       "classification map of a hyperspectral scene (.mat) for a scene model")
     p.add_argument("model", type=Path, help="a run folder or an export folder")
-    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("images", nargs="+", help="image files (or .mat scenes)")
+    p.add_argument("--key", default=None, help="a scene: the cube's key in the .mat file (default: its only 3-D array)")
+    p.add_argument("--map-dir", type=Path, default=Path("."), help="a scene: where STEM_map.png/.npz go (default: .)")
     p.add_argument("--which", default="best", help="checkpoint of a run folder (default: best)")
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--lang", choices=["en", "zh"], default="en", help="class names: English or the tutorial's Chinese")

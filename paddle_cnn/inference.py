@@ -48,7 +48,7 @@ def _meta_from_run(config, state, which: str, run_dir: Path) -> Dict[str, Any]:
         "format": EXPORT_FORMAT,
         "net": config.net,
         "dataset": config.dataset,
-        "classes": {lang: D.class_names(config.dataset, lang) for lang in ("en", "zh")},
+        "classes": {lang: list(names) for lang, names in D.get_dataset(config.dataset).classes.items()},
         "input": state.input.to_dict(),
         "source": {"run_dir": str(Path(run_dir).absolute()), "checkpoint": which, "epoch": run.epoch,
                    "val_acc": epoch_row.val_acc if epoch_row else None,
@@ -91,7 +91,11 @@ class DygraphPredictor:
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """uint8 grey (N, H, W) at the contract's size -> class probabilities (N, classes)."""
-        return softmax(predict_logits(self.net, self.contract.normalize_images(images)))
+        return self.probabilities_of_inputs(self.contract.normalize_images(images))
+
+    def probabilities_of_inputs(self, x: np.ndarray) -> np.ndarray:
+        """float32 inputs already in the contract's shape and scale (a scene's windows) -> probabilities."""
+        return softmax(predict_logits(self.net, x))
 
 
 class InferencePredictor:
@@ -124,7 +128,9 @@ class InferencePredictor:
         self._output = self._predictor.get_output_handle(self._predictor.get_output_names()[0])
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
-        x = self.contract.normalize_images(images)
+        return self.probabilities_of_inputs(self.contract.normalize_images(images))
+
+    def probabilities_of_inputs(self, x: np.ndarray) -> np.ndarray:
         self._input.reshape(list(x.shape))
         self._input.copy_from_cpu(np.ascontiguousarray(x))
         self._predictor.run()

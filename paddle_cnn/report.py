@@ -205,8 +205,13 @@ def run_block_command(command: str, base: Path) -> str:
         from .cli import network_table
 
         return network_table(nets.list_nets("*"))
-    raise ReportError(f"README block command {command!r}: only 'python -m paddle_cnn.report ...' and "
-                      "'paddle-cnn list --markdown' regenerate tables")
+    if argv[:2] == ["paddle-cnn", "datasets"] and "--markdown" in argv:
+        from .datasets import registry
+
+        kind = argv[argv.index("--kind") + 1] if "--kind" in argv else None
+        return registry.files_table(kind)
+    raise ReportError(f"README block command {command!r}: only 'python -m paddle_cnn.report ...', "
+                      "'paddle-cnn list --markdown' and 'paddle-cnn datasets --markdown' regenerate tables")
 
 
 def update_readme(path: Path, check: bool = False) -> List[str]:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from paddle_cnn import fast, nets
 from paddle_cnn.nets import _layers
-from paddle_cnn.nets._layers import (AvgPool2D, BatchNorm2D, ChannelsLast, Conv2D, MaxPool2D, ReLU, Sigmoid,
+from paddle_cnn.nets._layers import (AvgPool2D, BatchNorm2D, ChannelsLast, Conv2D, Conv3D, MaxPool2D, ReLU, Sigmoid,
                                      channels_last_chain, conv_bn, plain, relu, sigmoid)
 
 
@@ -45,6 +45,19 @@ def _grads(layer, x, dy):
     return [out] + list(paddle.grad([out], inputs, [dy]))
 
 
+def _assert_same_as_stock(layer, x, stock, outputs: int) -> None:
+    """``layer``'s output and every gradient on the fast path equal those of Paddle's kernels."""
+    dy = paddle.randn(layer(x).shape)
+    stock(True)
+    want = _grads(layer, x, dy)
+    stock(False)
+    got = _grads(layer, x, dy)
+    assert len(got) == len(want) == outputs
+    for g, w_ in zip(got, want):
+        scale = float(w_.abs().max()) + 1.0
+        np.testing.assert_allclose(g.numpy(), w_.numpy(), atol=2e-5 * scale, rtol=1e-4)
+
+
 _CASES = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -71,15 +84,85 @@ def test_conv2d_equals_paddle_on_random_geometry(ops, stock, data):
                    bias_attr=None if bias else False)
     x = paddle.randn([n, cin, h, w])
     x.stop_gradient = not needs_dx
-    dy = paddle.randn(layer(x).shape)
+    _assert_same_as_stock(layer, x, stock, outputs=1 + needs_dx + 1 + bias)
+
+
+class _Conv3DReLU(paddle.nn.Layer):
+    def __init__(self, conv):
+        super().__init__()
+        self.conv, self.act = conv, ReLU()
+
+    def forward(self, x):
+        return _layers.conv3d_relu(self.conv, self.act, x)
+
+
+@_CASES
+@given(data=st.data())
+def test_conv3d_equals_paddle_on_random_geometry(ops, stock, data):
+    """HybridSN's 3-D convolution: output and every gradient (input, weight, bias) against Paddle's
+    Conv3D, over kernels, strides, paddings, dilations, groups, odd sizes and batch 1."""
+    groups = data.draw(st.sampled_from([1, 1, 2]))
+    cin = groups * data.draw(st.integers(1, 3))
+    cout = groups * data.draw(st.integers(1, 4))
+    k = data.draw(st.tuples(st.integers(1, 7), st.integers(1, 3), st.integers(1, 3)))
+    stride = data.draw(st.tuples(*[st.integers(1, 2)] * 3))
+    dilation = data.draw(st.tuples(*[st.integers(1, 2)] * 3))
+    pads = data.draw(st.tuples(*[st.integers(0, 2)] * 3))
+    size = [data.draw(st.integers(max(1, (k[i] - 1) * dilation[i] + 1 - 2 * pads[i]), 11)) for i in range(3)]
+    n = data.draw(st.sampled_from([1, 2, 3]))
+    bias = data.draw(st.booleans())
+    needs_dx = data.draw(st.booleans())
+    fused = data.draw(st.booleans())
+    paddle.seed(data.draw(st.integers(0, 1000)))
+    layer = Conv3D(cin, cout, k, stride=stride, padding=list(pads), dilation=dilation, groups=groups,
+                   bias_attr=None if bias else False)
+    if fused:  # with the ReLU that follows it fused into the operator (forward and backward)
+        layer = _Conv3DReLU(layer)
+    x = paddle.randn([n, cin, *size])
+    x.stop_gradient = not needs_dx
+    _assert_same_as_stock(layer, x, stock, outputs=1 + needs_dx + 1 + bias)
+
+
+def test_hybridsn_trains_through_the_3d_operators_as_with_the_stock_kernels(ops, stock, monkeypatch):
+    calls = []
+    for name in ("pcnn_conv3d_bias", "pcnn_conv3d_bias_wgrad"):
+        original = getattr(ops, name)
+        monkeypatch.setattr(ops, name, lambda *a, _f=original, _n=name: calls.append(_n) or _f(*a))
+    paddle.seed(4)
+    net = nets.create("hybridsn", num_classes=5, input_size=(15, 11, 11))
+    x = paddle.randn([3, 1, 15, 11, 11])
+    y = paddle.to_tensor([[0], [3], [4]], dtype="int64")
+    net.eval()  # dropout off, so both paths see the same function
+    calls.clear()  # building the net probed its shapes
+
+    def grads():
+        loss = paddle.nn.functional.cross_entropy(net(x), y)
+        return [loss] + list(paddle.grad([loss], net.parameters()))
+
     stock(True)
-    want = _grads(layer, x, dy)
+    want = grads()
+    assert not calls
     stock(False)
-    got = _grads(layer, x, dy)
-    assert len(got) == len(want) == 1 + needs_dx + 1 + bias
+    got = grads()
+    assert calls == ["pcnn_conv3d_bias_wgrad", "pcnn_conv3d_bias", "pcnn_conv3d_bias"]  # the data needs no grad
+    calls.clear()
+    summary = paddle.summary(net, (2, 1, 15, 11, 11))  # hooks on the layers: they run one by one, all seen
+    assert summary["total_params"] > 0 and calls == ["pcnn_conv3d_bias_wgrad"] + ["pcnn_conv3d_bias_wgrad"] * 2
     for g, w_ in zip(got, want):
-        scale = float(w_.abs().max()) + 1.0
-        np.testing.assert_allclose(g.numpy(), w_.numpy(), atol=2e-5 * scale, rtol=1e-4)
+        np.testing.assert_allclose(g.numpy(), w_.numpy(), atol=2e-5 * (float(w_.abs().max()) + 1), rtol=1e-4)
+
+
+def test_the_3d_operators_check_their_arguments_before_building_anything(ops):
+    x, w = paddle.randn([1, 2, 5, 5, 5]), paddle.randn([3, 2, 3, 3, 3])
+    bad = [((x, w, [1, 1, 1], [0] * 6, [1, 1, 1], 2), "groups must divide"),
+           ((x, w, [0, 1, 1], [0] * 6, [1, 1, 1], 1), "strides must be >= 1"),
+           ((x, w, [1, 1, 1], [0] * 4, [1, 1, 1], 1), "paddings 6"),
+           ((x, paddle.randn([3, 2, 7, 3, 3]), [1, 1, 1], [0] * 6, [1, 1, 1], 1), "larger than the padded input"),
+           ((paddle.randn([1, 2, 5, 5]), w, [1, 1, 1], [0] * 6, [1, 1, 1], 1), "input must be 5-D"),
+           ((x, paddle.randn([3, 1, 3, 3, 3]), [1, 1, 1], [0] * 6, [1, 1, 1], 1), "input channels per group")]
+    for args, message in bad:
+        with pytest.raises(Exception, match=message):
+            ops.pcnn_conv3d(*args, False)
 
 
 @_CASES

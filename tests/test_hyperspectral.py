@@ -199,3 +199,23 @@ def test_the_hybridsn_experiment_writes_oa_aa_kappa_and_the_classification_map(s
         np.testing.assert_array_equal(saved["truth"], _scene()[1])
         assert saved["predicted"].shape == (24, 20) and saved["predicted"].min() >= 1
     assert (out / "classification_map.png").stat().st_size > 10_000 and (out / "confusion_test.png").is_file()
+
+    # A new scene of the same sensor (here a crop under a key of its own), mapped from the run and
+    # from its export alike; a file that is not a scene is one line and the others are still mapped.
+    import scipy.io
+
+    cube, _ = _scene()
+    scipy.io.savemat(str(tmp_path / "field.mat"), {"my_cube": cube[4:20, 2:18]})
+    (tmp_path / "notes.mat").write_text("not a scene")
+    res = cli("predict", out, tmp_path / "field.mat", tmp_path / "notes.mat", "--map-dir", tmp_path / "maps",
+              cwd=tmp_path)
+    assert res.returncode == 1 and "notes.mat: not a MATLAB .mat file" in res.stderr, res.stderr[-2000:]
+    assert "field.mat: 16 x 16 pixels:" in res.stdout and (tmp_path / "maps" / "field_map.png").is_file()
+    with np.load(tmp_path / "maps" / "field_map.npz") as saved:
+        from_run = saved["predicted"]
+    assert from_run.shape == (16, 16) and from_run.min() >= 1 and from_run.max() <= 16
+    assert cli("export", out, "--out", tmp_path / "export").returncode == 0
+    res = cli("predict", tmp_path / "export", tmp_path / "field.mat", "--map-dir", tmp_path / "maps2", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    with np.load(tmp_path / "maps2" / "field_map.npz") as saved:
+        assert (saved["predicted"] == from_run).mean() > 0.97  # Paddle Inference and dygraph agree

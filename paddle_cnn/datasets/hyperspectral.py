@@ -15,7 +15,7 @@ from __future__ import annotations
 import urllib.error
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional, Tuple, Union
+from typing import Callable, Dict, Optional, Tuple, Union
 
 import numpy as np
 import paddle
@@ -217,14 +217,45 @@ class PreparedScene:
         return np.lib.stride_tricks.sliding_window_view(self.padded, (self.window, self.window), axis=(0, 1))
 
 
-def prepare_scene(cube: np.ndarray, gt: np.ndarray, bands: int, window: int) -> PreparedScene:
+def prepare_scene(cube: np.ndarray, gt: Optional[np.ndarray], bands: int, window: int) -> PreparedScene:
+    """PCA to ``bands``, zero padding by half the ``window``; the labelled pixels of ``gt`` (none
+    without one: a new scene to map)."""
     if window < 1 or window % 2 == 0:
         raise ValueError(f"the window must be an odd number of pixels, got {window}")
     reduced, kept = pca_whiten(cube, bands)
     m = window // 2
     padded = np.pad(reduced, ((m, m), (m, m), (0, 0)))
+    gt = np.zeros(cube.shape[:2], np.int64) if gt is None else gt
     rows, cols = np.nonzero(gt > 0)
     return PreparedScene(padded, window, rows, cols, (gt[rows, cols] - 1).astype(np.int64), gt.shape, kept)
+
+
+def read_cube(path: PathLike, key: Optional[str] = None, min_bands: int = 1) -> np.ndarray:
+    """A scene's cube from a .mat file: ``key``, or the file's only 3-D numeric array; float32,
+    checked (at least ``min_bands`` bands, finite)."""
+    path = Path(path)
+    if key is None:
+        import scipy.io
+
+        try:
+            arrays = [name for name, shape, _ in scipy.io.whosmat(str(path)) if len(shape) == 3]
+        except Exception:  # not a v5 file: read_mat below says what it is
+            arrays = []
+        if len(arrays) > 1:
+            raise DataError(path, f"holds several 3-D arrays ({', '.join(arrays)}); name the cube with --key")
+        key = arrays[0] if arrays else "(a 3-D array)"
+    cube = read_mat(path, key)
+    if cube.ndim != 3:
+        raise DataError(path, f"key {key!r} is {cube.ndim}-D; a scene's cube is H x W x bands")
+    if cube.shape[2] < min_bands:
+        raise DataError(path, f"the cube has {cube.shape[2]} bands; the model's PCA keeps {min_bands}, so it "
+                              f"needs at least that many (a scene of the sensor it was trained on)")
+    cube = cube.astype(np.float32)
+    bad = np.argwhere(~np.isfinite(cube))
+    if len(bad):
+        r, c, b = bad[0]
+        raise DataError(path, f"holds {cube[r, c, b]} at row {r}, column {c}, band {b}")
+    return cube
 
 
 class SceneWindows(paddle.io.Dataset):
@@ -304,6 +335,24 @@ class ScenePixels:
     def batch(self, indices: np.ndarray) -> np.ndarray:
         rows, cols = np.divmod(self.start + np.asarray(indices), self.scene.shape[1])
         return np.ascontiguousarray(self._view[rows, cols][:, None])
+
+
+def map_scene(scores: Callable[[np.ndarray], np.ndarray], scene: PreparedScene, batch_size: int = 1024,
+              report: Optional[Callable[[int, int, float], None]] = None) -> np.ndarray:
+    """Labels 1..K for every pixel of ``scene`` (H, W); ``scores`` maps float32 windows (n, 1, bands,
+    window, window) to (n, K). ``report(done, total, pixels_per_s)`` is called after each tenth."""
+    import time
+
+    h, w = scene.shape
+    chunk = max(batch_size, -(-h * w // 10))
+    pixels, labels, started = ScenePixels(scene), [], time.perf_counter()
+    for start in range(0, h * w, chunk):
+        for lo in range(start, min(start + chunk, h * w), batch_size):
+            labels.append(np.asarray(scores(pixels.batch(np.arange(lo, min(lo + batch_size, h * w))))).argmax(1) + 1)
+        done = min(start + chunk, h * w)
+        if report is not None:
+            report(done, h * w, done / (time.perf_counter() - started))
+    return np.concatenate(labels).reshape(h, w)
 
 
 def write_scene(folder: PathLike, name: str, cube: np.ndarray, gt: np.ndarray, *, v73: bool = False) -> Dict[str, Path]:

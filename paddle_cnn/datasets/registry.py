@@ -25,6 +25,19 @@ class DataFile:
     role: str  # train-images, train-labels, test-images, test-labels, archive, cube, ground-truth
     urls: Tuple[str, ...] = ()
     key: Optional[str] = None  # the variable inside a .mat file
+    checked: str = ""  # where the md5 was cross-checked
+
+
+def files_table(kind: Optional[str] = None) -> str:
+    """A markdown table of every registered dataset's files (of ``kind`` if given): where each goes,
+    its key, md5 and where that md5 was checked (``paddle-cnn datasets --markdown``)."""
+    lines = ["| dataset | file | key | md5 | md5 checked against |", "|---|---|---|---|---|"]
+    for name in list_datasets(kind):
+        info = get_dataset(name)
+        for f in info.files:
+            lines.append(f"| {name} | `{info.folder}/{f.name}` | {f'`{f.key}`' if f.key else '-'} | {f.md5} | "
+                         f"{f.checked or '-'} |")
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -170,18 +183,21 @@ CIFAR10 = register_dataset(DatasetInfo(
     mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616), colour=True, augment_pad=4, folder_name="cifar-10",
     homepage="https://www.cs.toronto.edu/~kriz/cifar.html"))
 
-# The three scenes of the HybridSN paper. Their md5s agree across every public copy we could read
-# (README, "Data files"); the ground truths were also hashed here from the copies in the official
-# HybridSN repository (gokriznastic/HybridSN, data/).
+# The three scenes of the HybridSN paper. Their md5s agree across every public listing we could read;
+# the ground truths were also hashed here from the copies in the official HybridSN repository.
+_LISTS = "three public checksum lists (a download script and two documents)"
+_HASHED = "hashed here from gokriznastic/HybridSN's data/ copy"
 INDIAN_PINES = register_dataset(DatasetInfo(
     name="indian-pines", title="Indian Pines (AVIRIS)", kind="scene", shape=(1, 30, 25, 25),
     classes={"en": ("Alfalfa", "Corn-notill", "Corn-mintill", "Corn", "Grass-pasture", "Grass-trees",
                     "Grass-pasture-mowed", "Hay-windrowed", "Oats", "Soybean-notill", "Soybean-mintill",
                     "Soybean-clean", "Wheat", "Woods", "Buildings-Grass-Trees-Drives", "Stone-Steel-Towers")},
     files=(DataFile("Indian_pines_corrected.mat", "66dbc9f4a9b7c9b1445f60a87b505101", "cube",
-                    (_EHU + "6/67/Indian_pines_corrected.mat",), key="indian_pines_corrected"),
+                    (_EHU + "6/67/Indian_pines_corrected.mat",), key="indian_pines_corrected",
+                    checked=_LISTS + " and a torchvision-style loader"),
            DataFile("Indian_pines_gt.mat", "9414943dac1d80faaa9165c8b460510c", "ground-truth",
-                    (_EHU + "c/c4/Indian_pines_gt.mat",), key="indian_pines_gt")),
+                    (_EHU + "c/c4/Indian_pines_gt.mat",), key="indian_pines_gt",
+                    checked=_LISTS + ", a torchvision-style loader; " + _HASHED)),
     load=_scene("indian-pines"), sizes={"all": 10249},
     homepage="https://www.ehu.eus/ccwintco/index.php/Hyperspectral_Remote_Sensing_Scenes",
     notes={"size": "145 x 145 pixels, 200 bands (water absorption bands removed)"}))
@@ -191,9 +207,9 @@ PAVIA_UNIVERSITY = register_dataset(DatasetInfo(
     classes={"en": ("Asphalt", "Meadows", "Gravel", "Trees", "Painted metal sheets", "Bare Soil", "Bitumen",
                     "Self-Blocking Bricks", "Shadows")},
     files=(DataFile("PaviaU.mat", "165a3c7488995f54a19add47c7eed4cd", "cube", (_EHU + "e/ee/PaviaU.mat",),
-                    key="paviaU"),
+                    key="paviaU", checked=_LISTS),
            DataFile("PaviaU_gt.mat", "b8c3ba44b077c26e24220463aa855bd3", "ground-truth",
-                    (_EHU + "5/50/PaviaU_gt.mat",), key="paviaU_gt")),
+                    (_EHU + "5/50/PaviaU_gt.mat",), key="paviaU_gt", checked=_LISTS + "; " + _HASHED)),
     load=_scene("pavia-university"), sizes={"all": 42776},
     homepage="https://www.ehu.eus/ccwintco/index.php/Hyperspectral_Remote_Sensing_Scenes",
     notes={"size": "610 x 340 pixels, 103 bands"}))
@@ -205,9 +221,9 @@ SALINAS = register_dataset(DatasetInfo(
                     "Corn_senesced_green_weeds", "Lettuce_romaine_4wk", "Lettuce_romaine_5wk",
                     "Lettuce_romaine_6wk", "Lettuce_romaine_7wk", "Vinyard_untrained", "Vinyard_vertical_trellis")},
     files=(DataFile("Salinas_corrected.mat", "485d8802f4a6b4ebc0767d48dd0da06b", "cube",
-                    (_EHU + "a/a3/Salinas_corrected.mat",), key="salinas_corrected"),
+                    (_EHU + "a/a3/Salinas_corrected.mat",), key="salinas_corrected", checked=_LISTS),
            DataFile("Salinas_gt.mat", "7b8da653a61bb0271b27b37fb926390f", "ground-truth",
-                    (_EHU + "f/fa/Salinas_gt.mat",), key="salinas_gt")),
+                    (_EHU + "f/fa/Salinas_gt.mat",), key="salinas_gt", checked=_LISTS + "; " + _HASHED)),
     load=_scene("salinas"), sizes={"all": 54129},
     homepage="https://www.ehu.eus/ccwintco/index.php/Hyperspectral_Remote_Sensing_Scenes",
     notes={"size": "512 x 217 pixels, 204 bands (water absorption bands removed)"}))

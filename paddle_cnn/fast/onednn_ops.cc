@@ -1,4 +1,4 @@
-// Batched CPU convolution and pooling for Paddle dygraph, through oneDNN (as PyTorch does on CPU).
+// Batched CPU convolution (2-D and 3-D) and pooling for Paddle dygraph, through oneDNN (as PyTorch does on CPU).
 //
 // Paddle 3.3's CPU conv kernels loop over the batch one sample at a time (im2col, then a small GEMM
 // per sample) and its pooling kernels are scalar loops; dygraph never selects its oneDNN kernels.
@@ -234,6 +234,46 @@ memory::desc user_desc(const memory::dims& nchw, bool channels_last) {
   return memory::desc(nchw, dt::f32, channels_last ? tag::nhwc : tag::nchw);
 }
 
+// The input gradient (unless ``need_dx`` is off: the first layer's input needs none, and its pass is
+// costly for 1 channel) and the weight and bias gradients of a convolution, 2-D or 3-D alike: the
+// plain descs say how Paddle's buffers are laid out, the primitives pick their own layouts.
+std::vector<paddle::Tensor> run_backward(dnnl::stream& s, ConvPrims& p, const memory::desc& plain_src,
+                                         const memory::desc& plain_wei, const memory::desc& plain_dst,
+                                         const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor& dy,
+                                         bool bias, bool need_dx, int64_t oc) {
+  auto dw = empty_like_shape(w.shape());
+  paddle::Tensor dx;
+  memory ddst_d;
+  if (need_dx) {
+    dx = empty_like_shape(x.shape());
+    ddst_d = as_input(s, plain_dst, dy.data<float>(), p.bwd_data.diff_dst_desc());
+    auto wei = as_input(s, plain_wei, w.data<float>(), p.bwd_data.weights_desc());
+    Output dsrc(plain_src, dx.data<float>(), p.bwd_data.diff_src_desc());
+    p.bwd_data_prim.execute(s, {{DNNL_ARG_DIFF_DST, ddst_d}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DIFF_SRC, dsrc.mem}});
+    dsrc.finish(s);
+  }
+  auto src = as_input(s, plain_src, x.data<float>(), p.bwd_weights.src_desc());
+  auto ddst_w = need_dx && p.bwd_weights.diff_dst_desc() == ddst_d.get_desc()
+                    ? ddst_d
+                    : as_input(s, plain_dst, dy.data<float>(), p.bwd_weights.diff_dst_desc());
+  Output dwei(plain_wei, dw.data<float>(), p.bwd_weights.diff_weights_desc());
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, ddst_w},
+                                       {DNNL_ARG_DIFF_WEIGHTS, dwei.mem}};
+  paddle::Tensor db;
+  if (bias) {
+    db = empty_like_shape({oc});
+    args[DNNL_ARG_DIFF_BIAS] = per_channel(db);
+  }
+  p.bwd_weights_prim.execute(s, args);
+  dwei.finish(s);
+  s.wait();
+  std::vector<paddle::Tensor> grads;
+  if (need_dx) grads.push_back(dx);
+  grads.push_back(dw);
+  if (bias) grads.push_back(db);
+  return grads;
+}
+
 std::vector<paddle::Tensor> conv_forward(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor* b,
                                          const std::vector<int>& strides, const std::vector<int>& paddings,
                                          const std::vector<int>& dilations, int groups, bool cl_in, bool cl_out) {
@@ -266,48 +306,176 @@ std::vector<paddle::Tensor> conv_backward(const paddle::Tensor& x, const paddle:
   auto c = conv_geometry(nchw_of(x.shape(), cl_in), w.shape(), strides, paddings, dilations, groups);
   auto& p = conv_prims(c, bias, cl_in, cl_out);
   dnnl::stream s(cpu_engine());
-  auto dw = empty_like_shape(w.shape());
-  auto plain_src = user_desc({c.n, c.ic, c.ih, c.iw}, cl_in);
-  memory::desc plain_wei(weight_dims(c), dt::f32, weight_tag(c));
-  auto plain_dst = user_desc({c.n, c.oc, c.oh, c.ow}, cl_out);
-
-  paddle::Tensor dx;
-  memory ddst_d;
-  if (need_dx) {  // the first layer's input needs no gradient: its (costly, for 1 channel) pass is skipped
-    dx = empty_like_shape(x.shape());
-    ddst_d = as_input(s, plain_dst, dy.data<float>(), p.bwd_data.diff_dst_desc());
-    auto wei = as_input(s, plain_wei, w.data<float>(), p.bwd_data.weights_desc());
-    Output dsrc(plain_src, dx.data<float>(), p.bwd_data.diff_src_desc());
-    p.bwd_data_prim.execute(s, {{DNNL_ARG_DIFF_DST, ddst_d}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DIFF_SRC, dsrc.mem}});
-    dsrc.finish(s);
-  }
-
-  auto src = as_input(s, plain_src, x.data<float>(), p.bwd_weights.src_desc());
-  auto ddst_w = need_dx && p.bwd_weights.diff_dst_desc() == ddst_d.get_desc()
-                    ? ddst_d
-                    : as_input(s, plain_dst, dy.data<float>(), p.bwd_weights.diff_dst_desc());
-  Output dwei(plain_wei, dw.data<float>(), p.bwd_weights.diff_weights_desc());
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, ddst_w},
-                                       {DNNL_ARG_DIFF_WEIGHTS, dwei.mem}};
-  paddle::Tensor db;
-  if (bias) {
-    db = empty_like_shape({c.oc});
-    args[DNNL_ARG_DIFF_BIAS] = per_channel(db);
-  }
-  p.bwd_weights_prim.execute(s, args);
-  dwei.finish(s);
-  s.wait();
-  std::vector<paddle::Tensor> grads;
-  if (need_dx) grads.push_back(dx);
-  grads.push_back(dw);
-  if (bias) grads.push_back(db);
-  return grads;
+  return run_backward(s, p, user_desc({c.n, c.ic, c.ih, c.iw}, cl_in),
+                      memory::desc(weight_dims(c), dt::f32, weight_tag(c)), user_desc({c.n, c.oc, c.oh, c.ow}, cl_out),
+                      x, w, dy, bias, need_dx, c.oc);
 }
 
 std::vector<int64_t> conv_out_shape(const std::vector<int64_t>& x, const std::vector<int64_t>& w,
                                     const std::vector<int>& strides, const std::vector<int>& paddings,
                                     const std::vector<int>& dilations, int groups, bool cl_in, bool cl_out) {
   return out_shape_of(conv_geometry(nchw_of(x, cl_in), w, strides, paddings, dilations, groups), cl_out);
+}
+
+// ---------------------------------------------------------------- 3-D convolution (HybridSN)
+//
+// NCDHW maps and OIDHW weights; every map takes oneDNN's preferred (blocked) layout and is reordered
+// in and out, as the 2-D convolutions without channels-last do. Paddle 3.3's CPU Conv3D is vol2col
+// and one GEMM per sample, which made HybridSN train at about half PyTorch's speed here.
+
+struct Conv3 {
+  int64_t n, ic, id, ih, iw, oc, kd, kh, kw, od, oh, ow, groups;
+  memory::dims strides, dilates, pad_l, pad_r;
+};
+
+// Checks every argument before any primitive is built (as PyTorch's check_shape_forward does): a bad
+// attribute is a Paddle error naming it, never a oneDNN failure or a crash.
+Conv3 conv3_geometry(const std::vector<int64_t>& x, const std::vector<int64_t>& w, const std::vector<int>& strides,
+                     const std::vector<int>& paddings, const std::vector<int>& dilations, int groups) {
+  PD_CHECK(x.size() == 5, "pcnn conv3d: input must be 5-D (N, C, D, H, W), got ", x.size(), "-D");
+  PD_CHECK(w.size() == 5, "pcnn conv3d: weight must be 5-D (O, I/groups, kD, kH, kW), got ", w.size(), "-D");
+  PD_CHECK(strides.size() == 3 && dilations.size() == 3 && paddings.size() == 6,
+           "pcnn conv3d: strides and dilations take 3 values, paddings 6 (front, back, top, bottom, left, right)");
+  for (int i = 0; i < 3; ++i) {
+    PD_CHECK(strides[i] >= 1, "pcnn conv3d: strides must be >= 1");
+    PD_CHECK(dilations[i] >= 1, "pcnn conv3d: dilations must be >= 1");
+  }
+  for (int p : paddings) PD_CHECK(p >= 0, "pcnn conv3d: paddings must be >= 0");
+  PD_CHECK(groups >= 1 && x[1] % groups == 0 && w[0] % groups == 0,
+           "pcnn conv3d: groups must divide the input and output channels");
+  PD_CHECK(w[1] * groups == x[1], "pcnn conv3d: weight has ", w[1], " input channels per group, the input ", x[1],
+           " channels in ", groups, " group(s)");
+  Conv3 c;
+  c.n = x[0]; c.ic = x[1]; c.id = x[2]; c.ih = x[3]; c.iw = x[4];
+  c.oc = w[0]; c.kd = w[2]; c.kh = w[3]; c.kw = w[4]; c.groups = groups;
+  const int64_t in[3] = {c.id, c.ih, c.iw}, k[3] = {c.kd, c.kh, c.kw};
+  int64_t out[3];
+  for (int i = 0; i < 3; ++i) {
+    const int64_t span = (k[i] - 1) * dilations[i] + 1;
+    out[i] = (in[i] + paddings[2 * i] + paddings[2 * i + 1] - span) / strides[i] + 1;
+    PD_CHECK(in[i] + paddings[2 * i] + paddings[2 * i + 1] >= span && out[i] >= 1,
+             "pcnn conv3d: the window is larger than the padded input");
+  }
+  c.od = out[0]; c.oh = out[1]; c.ow = out[2];
+  c.strides = {strides[0], strides[1], strides[2]};
+  c.dilates = {dilations[0] - 1, dilations[1] - 1, dilations[2] - 1};
+  c.pad_l = {paddings[0], paddings[2], paddings[4]};
+  c.pad_r = {paddings[1], paddings[3], paddings[5]};
+  return c;
+}
+
+memory::dims src3(const Conv3& c) { return {c.n, c.ic, c.id, c.ih, c.iw}; }
+memory::dims dst3(const Conv3& c) { return {c.n, c.oc, c.od, c.oh, c.ow}; }
+memory::dims wei3(const Conv3& c) {
+  if (c.groups == 1) return {c.oc, c.ic, c.kd, c.kh, c.kw};
+  return {c.groups, c.oc / c.groups, c.ic / c.groups, c.kd, c.kh, c.kw};
+}
+memory::desc plain_wei3(const Conv3& c) {
+  return memory::desc(wei3(c), dt::f32, c.groups == 1 ? tag::oidhw : tag::goidhw);
+}
+
+// ``relu`` fuses the ReLU that follows every HybridSN convolution as a post-op: one pass over the
+// output instead of two (its maps are 100-200 MB at batch 256); the backward masks the incoming
+// gradient with the saved output first (oneDNN's ReLU backward from dst).
+ConvPrims& conv3_prims(const Conv3& c, bool bias, bool relu) {
+  auto key = key_of({3, c.n, c.ic, c.id, c.ih, c.iw, c.oc, c.kd, c.kh, c.kw, c.groups, c.strides[0], c.strides[1],
+                     c.strides[2], c.dilates[0], c.dilates[1], c.dilates[2], c.pad_l[0], c.pad_l[1], c.pad_l[2],
+                     c.pad_r[0], c.pad_r[1], c.pad_r[2], (int64_t)bias, (int64_t)relu});
+  return cached<ConvPrims>(key, [&] {
+    auto& eng = cpu_engine();
+    memory::desc src(src3(c), dt::f32, tag::any), wei(wei3(c), dt::f32, tag::any), dst(dst3(c), dt::f32, tag::any);
+    memory::desc b({c.oc}, dt::f32, tag::x);
+    dnnl::primitive_attr attr;
+    if (relu) {
+      dnnl::post_ops ops;
+      ops.append_eltwise(dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+      attr.set_post_ops(ops);
+    }
+    auto fwd = bias ? dnnl::convolution_forward::primitive_desc(
+                          eng, dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src, wei, b, dst,
+                          c.strides, c.dilates, c.pad_l, c.pad_r, attr)
+                    : dnnl::convolution_forward::primitive_desc(
+                          eng, dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src, wei, dst,
+                          c.strides, c.dilates, c.pad_l, c.pad_r, attr);
+    auto bwd_data = dnnl::convolution_backward_data::primitive_desc(
+        eng, dnnl::algorithm::convolution_direct, src, wei, dst, c.strides, c.dilates, c.pad_l, c.pad_r, fwd);
+    // (HybridSN's 8-channel second layer gets oneDNN's 8-blocked AVX2 weight-gradient kernel, 47 ms of
+    // a 380 ms step here; asking for plain maps instead took 105 ms.)
+    const memory::desc& wsrc = src;
+    auto bwd_weights = bias ? dnnl::convolution_backward_weights::primitive_desc(
+                                  eng, dnnl::algorithm::convolution_direct, wsrc, wei, b, dst, c.strides, c.dilates,
+                                  c.pad_l, c.pad_r, fwd)
+                            : dnnl::convolution_backward_weights::primitive_desc(
+                                  eng, dnnl::algorithm::convolution_direct, wsrc, wei, dst, c.strides, c.dilates,
+                                  c.pad_l, c.pad_r, fwd);
+    return ConvPrims{fwd, bwd_data, bwd_weights, dnnl::convolution_forward(fwd),
+                     dnnl::convolution_backward_data(bwd_data), dnnl::convolution_backward_weights(bwd_weights)};
+  });
+}
+
+dnnl::eltwise_backward& relu_backward_prims(const memory::desc& md) {
+  struct P { dnnl::eltwise_backward prim; };
+  auto dims = md.get_dims();
+  std::string key = "relu_bwd:";
+  for (auto d : dims) key += std::to_string(d) + ",";
+  return cached<P>(key, [&] {
+    auto& eng = cpu_engine();
+    auto hint = dnnl::eltwise_forward::primitive_desc(eng, dnnl::prop_kind::forward_training,
+                                                      dnnl::algorithm::eltwise_relu_use_dst_for_bwd, md, md, 0.f, 0.f);
+    auto pd = dnnl::eltwise_backward::primitive_desc(eng, dnnl::algorithm::eltwise_relu_use_dst_for_bwd, md, md, md,
+                                                     0.f, 0.f, hint);
+    return P{dnnl::eltwise_backward(pd)};
+  }).prim;
+}
+
+std::vector<paddle::Tensor> conv3_forward(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor* b,
+                                          const std::vector<int>& strides, const std::vector<int>& paddings,
+                                          const std::vector<int>& dilations, int groups, bool relu) {
+  apply_threads();
+  check_cpu_f32(x, "input");
+  check_cpu_f32(w, "weight");
+  auto c = conv3_geometry(x.shape(), w.shape(), strides, paddings, dilations, groups);
+  if (b != nullptr) {
+    check_cpu_f32(*b, "bias");
+    PD_CHECK(b->numel() == c.oc, "pcnn conv3d: bias has ", b->numel(), " values for ", c.oc, " output channels");
+  }
+  auto& p = conv3_prims(c, b != nullptr, relu);
+  dnnl::stream s(cpu_engine());
+  auto out = empty_like_shape({c.n, c.oc, c.od, c.oh, c.ow});
+  auto src = as_input(s, memory::desc(src3(c), dt::f32, tag::ncdhw), x.data<float>(), p.fwd.src_desc());
+  auto wei = as_input(s, plain_wei3(c), w.data<float>(), p.fwd.weights_desc());
+  Output dst(memory::desc(dst3(c), dt::f32, tag::ncdhw), out.data<float>(), p.fwd.dst_desc());
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst.mem}};
+  if (b != nullptr) args[DNNL_ARG_BIAS] = per_channel(*b);
+  p.fwd_prim.execute(s, args);
+  dst.finish(s);
+  s.wait();
+  return {out};
+}
+
+std::vector<paddle::Tensor> conv3_backward(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor& out,
+                                           const paddle::Tensor& dout, bool bias, bool need_dx,
+                                           const std::vector<int>& strides, const std::vector<int>& paddings,
+                                           const std::vector<int>& dilations, int groups, bool relu) {
+  apply_threads();
+  auto c = conv3_geometry(x.shape(), w.shape(), strides, paddings, dilations, groups);
+  check_cpu_f32(dout, "output gradient");
+  const std::vector<int64_t> out_shape{c.n, c.oc, c.od, c.oh, c.ow};
+  PD_CHECK(dout.shape() == out_shape && out.shape() == out_shape,
+           "pcnn conv3d: the output gradient's shape differs from the output's");
+  auto& p = conv3_prims(c, bias, relu);
+  dnnl::stream s(cpu_engine());
+  paddle::Tensor dy = dout;
+  if (relu) {  // the gradient through the fused ReLU: zero where the output is
+    dy = empty_like_shape(out_shape);
+    memory::desc md(dst3(c), dt::f32, tag::ncdhw);
+    auto& bwd = relu_backward_prims(md);
+    bwd.execute(s, {{DNNL_ARG_DST, memory(md, cpu_engine(), const_cast<float*>(out.data<float>()))},
+                    {DNNL_ARG_DIFF_DST, memory(md, cpu_engine(), const_cast<float*>(dout.data<float>()))},
+                    {DNNL_ARG_DIFF_SRC, memory(md, cpu_engine(), dy.data<float>())}});
+  }
+  return run_backward(s, p, memory::desc(src3(c), dt::f32, tag::ncdhw), plain_wei3(c),
+                      memory::desc(dst3(c), dt::f32, tag::ncdhw), x, w, dy, bias, need_dx, c.oc);
 }
 
 // ---------------------------------------------------------------- pooling
@@ -499,6 +667,73 @@ CONV_OP(pcnn_conv2d_bias, LIST("X", "W", "B"), ConvBiasFwd, ConvBiasShape, F32Bi
 CONV_OP(pcnn_conv2d_bias_wgrad, LIST("X", "W", "B"), ConvBiasFwd, ConvBiasShape, F32Bias,
         LIST("X", "W", "B", paddle::Grad("Out")), LIST(paddle::Grad("W"), paddle::Grad("B")),
         (ConvBwd<true, false>::run))
+
+#define CONV3_ATTRS {"strides: std::vector<int>", "paddings: std::vector<int>", "dilations: std::vector<int>", \
+                     "groups: int", "relu: bool"}
+
+std::vector<paddle::Tensor> Conv3Fwd(const paddle::Tensor& x, const paddle::Tensor& w, const std::vector<int>& strides,
+                                     const std::vector<int>& paddings, const std::vector<int>& dilations, int groups,
+                                     bool relu) {
+  return guarded([&] { return conv3_forward(x, w, nullptr, strides, paddings, dilations, groups, relu); });
+}
+std::vector<paddle::Tensor> Conv3BiasFwd(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor& b,
+                                         const std::vector<int>& strides, const std::vector<int>& paddings,
+                                         const std::vector<int>& dilations, int groups, bool relu) {
+  return guarded([&] { return conv3_forward(x, w, &b, strides, paddings, dilations, groups, relu); });
+}
+template <bool kDx>
+std::vector<paddle::Tensor> Conv3Bwd(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor& out,
+                                     const paddle::Tensor& dout, const std::vector<int>& strides,
+                                     const std::vector<int>& paddings, const std::vector<int>& dilations, int groups,
+                                     bool relu) {
+  return guarded(
+      [&] { return conv3_backward(x, w, out, dout, false, kDx, strides, paddings, dilations, groups, relu); });
+}
+template <bool kDx>
+std::vector<paddle::Tensor> Conv3BiasBwd(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor& b,
+                                         const paddle::Tensor& out, const paddle::Tensor& dout,
+                                         const std::vector<int>& strides, const std::vector<int>& paddings,
+                                         const std::vector<int>& dilations, int groups, bool relu) {
+  return guarded(
+      [&] { return conv3_backward(x, w, out, dout, true, kDx, strides, paddings, dilations, groups, relu); });
+}
+std::vector<std::vector<int64_t>> Conv3Shape(const std::vector<int64_t>& x, const std::vector<int64_t>& w,
+                                             const std::vector<int>& strides, const std::vector<int>& paddings,
+                                             const std::vector<int>& dilations, int groups, bool relu) {
+  auto c = conv3_geometry(x, w, strides, paddings, dilations, groups);
+  return {{c.n, c.oc, c.od, c.oh, c.ow}};
+}
+std::vector<std::vector<int64_t>> Conv3BiasShape(const std::vector<int64_t>& x, const std::vector<int64_t>& w,
+                                                 const std::vector<int64_t>& b, const std::vector<int>& strides,
+                                                 const std::vector<int>& paddings, const std::vector<int>& dilations,
+                                                 int groups, bool relu) {
+  return Conv3Shape(x, w, strides, paddings, dilations, groups, relu);
+}
+
+#define CONV3_OP(NAME, INPUTS, FWD, SHAPE, DTYPE, GRAD_INPUTS, GRAD_OUTPUTS, BWD) \
+  PD_BUILD_OP(NAME)                                                                  \
+      .Inputs(INPUTS)                                                                \
+      .Outputs({"Out"})                                                              \
+      .Attrs(CONV3_ATTRS)                                                            \
+      .SetKernelFn(PD_KERNEL(FWD))                                                   \
+      .SetInferShapeFn(PD_INFER_SHAPE(SHAPE))                                        \
+      .SetInferDtypeFn(PD_INFER_DTYPE(DTYPE));                                       \
+  PD_BUILD_GRAD_OP(NAME)                                                             \
+      .Inputs(GRAD_INPUTS)                                                           \
+      .Outputs(GRAD_OUTPUTS)                                                         \
+      .Attrs(CONV3_ATTRS)                                                            \
+      .SetKernelFn(PD_KERNEL(BWD));
+
+CONV3_OP(pcnn_conv3d, LIST("X", "W"), Conv3Fwd, Conv3Shape, F32, LIST("X", "W", "Out", paddle::Grad("Out")),
+         LIST(paddle::Grad("X"), paddle::Grad("W")), Conv3Bwd<true>)
+CONV3_OP(pcnn_conv3d_wgrad, LIST("X", "W"), Conv3Fwd, Conv3Shape, F32, LIST("X", "W", "Out", paddle::Grad("Out")),
+         LIST(paddle::Grad("W")), Conv3Bwd<false>)
+CONV3_OP(pcnn_conv3d_bias, LIST("X", "W", "B"), Conv3BiasFwd, Conv3BiasShape, F32Bias,
+         LIST("X", "W", "B", "Out", paddle::Grad("Out")),
+         LIST(paddle::Grad("X"), paddle::Grad("W"), paddle::Grad("B")), Conv3BiasBwd<true>)
+CONV3_OP(pcnn_conv3d_bias_wgrad, LIST("X", "W", "B"), Conv3BiasFwd, Conv3BiasShape, F32Bias,
+         LIST("X", "W", "B", "Out", paddle::Grad("Out")), LIST(paddle::Grad("W"), paddle::Grad("B")),
+         Conv3BiasBwd<false>)
 
 #define POOL_ATTRS {"kernel: std::vector<int>", "strides: std::vector<int>", "paddings: std::vector<int>", \
                     "mode: std::string"}

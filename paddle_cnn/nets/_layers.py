@@ -1,4 +1,4 @@
-"""``Conv2D``, ``MaxPool2D``, ``AvgPool2D``, ``BatchNorm1D``, ``BatchNorm2D``, ``ReLU`` and ``Sigmoid`` (and :func:`relu`,
+"""``Conv2D``, ``Conv3D``, ``MaxPool2D``, ``AvgPool2D``, ``BatchNorm1D``, ``BatchNorm2D``, ``ReLU`` and ``Sigmoid`` (and :func:`relu`,
 :func:`sigmoid`): Paddle's layers, same arguments, parameters and results, with a fast path for CPU
 training and inference in dygraph; and :func:`conv_bn` / :class:`ConvNormReLU`, the conv-norm-ReLU
 unit, which on that path runs as one operator in inference and hands NHWC maps along a chain
@@ -83,6 +83,47 @@ class Conv2D(nn.Conv2D):
                        dilation=self._dilation, groups=self._groups, data_format=self._data_format)
         shape = [1, -1, 1, 1] if self._data_format == "NCHW" else [1, 1, 1, -1]
         return out + paddle.expand_as(self.bias.reshape(shape), out)
+
+
+def _conv3_args(conv: "Conv3D"):
+    """(stride, [front, back, top, bottom, left, right], dilation, groups) for the 3-D operators, or None
+    where they do not cover ``conv``'s settings (padding modes, NDHWC, 'SAME'/'VALID')."""
+    if conv._padding_mode != "zeros" or conv._data_format != "NCDHW" or conv._padding_algorithm != "EXPLICIT":
+        return None
+    pairs = () if isinstance(conv._updated_padding, str) else padding_pairs(conv._updated_padding, 3)
+    if len(pairs) != 3:
+        return None
+    triple = lambda v: [int(v)] * 3 if isinstance(v, int) else [int(u) for u in v]  # noqa: E731
+    return triple(conv._stride), [int(v) for pair in pairs for v in pair], triple(conv._dilation), int(conv._groups)
+
+
+def _conv3(conv: "Conv3D", x, relu: bool):
+    """``conv`` (then a ReLU, fused into the operator, if ``relu``) on ``x``; None off the fast path."""
+    ops = _fast_ops(x, ndim=5)
+    args = None if ops is None else _conv3_args(conv)
+    if args is None:
+        return None
+    # An input that needs no gradient (the data, at the first layer) skips that pass.
+    if conv.bias is None:
+        op = ops.pcnn_conv3d_wgrad if x.stop_gradient else ops.pcnn_conv3d
+        return op(x, conv.weight, *args, relu)
+    op = ops.pcnn_conv3d_bias_wgrad if x.stop_gradient else ops.pcnn_conv3d_bias
+    return op(x, conv.weight, conv.bias, *args, relu)
+
+
+class Conv3D(nn.Conv3D):
+    """Drop-in ``paddle.nn.Conv3D`` (HybridSN's): same arguments, parameter names and outputs."""
+
+    def forward(self, x):
+        out = _conv3(self, x, relu=False)
+        return super().forward(x) if out is None else out
+
+
+def conv3d_relu(conv: Conv3D, act: nn.Layer, x):
+    """``act(conv(x))`` for a ReLU ``act``: one operator on the fast path (the ReLU fused into the
+    convolution), the two layers one after the other where a hook watches either (paddle.summary)."""
+    out = None if _observed(conv, act) else _conv3(conv, x, relu=True)
+    return act(conv(x)) if out is None else out
 
 
 def _pool(layer, x, mode: str):

@@ -11,7 +11,7 @@ from typing import Tuple
 
 from paddle import nn
 
-from ._layers import Conv2D, ReLU
+from ._layers import Conv2D, Conv3D, ReLU, conv3d_relu
 from ._registry import InputTooSmallError, flat_features, misfit, probe, register
 
 
@@ -21,9 +21,9 @@ class HybridSN(nn.Layer):
         # Unpadded kernels consume 7+5+3 bands and 3+3+3 (+3 in 2-D) pixels; an input too small for
         # them is refused by the probe below, which names the layer.
         self.conv3d = nn.Sequential(
-            nn.Conv3D(in_channels, 8, (7, 3, 3)), ReLU(),
-            nn.Conv3D(8, 16, (5, 3, 3)), ReLU(),
-            nn.Conv3D(16, 32, (3, 3, 3)), ReLU(),
+            Conv3D(in_channels, 8, (7, 3, 3)), ReLU(),
+            Conv3D(8, 16, (5, 3, 3)), ReLU(),
+            Conv3D(16, 32, (3, 3, 3)), ReLU(),
         )
         problem = misfit(self.conv3d, (in_channels, *input_size))
         if problem:
@@ -38,7 +38,8 @@ class HybridSN(nn.Layer):
         )
 
     def forward(self, x):
-        x = self.conv3d(x)
+        for conv, act in zip(self.conv3d[::2], self.conv3d[1::2]):  # each Conv3D and its ReLU: one operator
+            x = conv3d_relu(conv, act, x)
         x = x.reshape([x.shape[0], -1, x.shape[3], x.shape[4]])  # (N, C*D, H, W)
         return self.classifier(self.conv2d(x))
 

@@ -250,17 +250,20 @@ def false_colour(cube: np.ndarray) -> np.ndarray:
     return (np.clip((rgb - lo) / np.maximum(hi - lo, 1e-6), 0, 1) * 255).astype(np.uint8)
 
 
-def classification_map(truth: np.ndarray, predicted: np.ndarray, class_names: Sequence[str], path,
+def classification_map(truth: Optional[np.ndarray], predicted: np.ndarray, class_names: Sequence[str], path,
                        title: str = "classification map") -> Path:
     """Ground truth, the prediction for every pixel, and the prediction on the labelled pixels only,
-    side by side with the class legend (labels 1..K; 0 = unlabelled in ``truth``)."""
+    side by side with the class legend (labels 1..K; 0 = unlabelled in ``truth``); without a ground
+    truth, the prediction alone."""
     from matplotlib.patches import Patch
 
-    masked = np.where(truth > 0, predicted, 0)
-    panels = (("ground truth", truth), ("prediction, every pixel", predicted),
-              ("prediction, labelled pixels", masked))
-    h, w = truth.shape
-    fig, axes = _subplots(1, 3, figsize=(3 * max(3.0, 4.0 * w / h) + 3.2, 4.6), squeeze=False)
+    if truth is None:
+        panels = (("prediction, every pixel", predicted),)
+    else:
+        panels = (("ground truth", truth), ("prediction, every pixel", predicted),
+                  ("prediction, labelled pixels", np.where(truth > 0, predicted, 0)))
+    h, w = predicted.shape
+    fig, axes = _subplots(1, len(panels), figsize=(len(panels) * max(3.0, 4.0 * w / h) + 3.2, 4.6), squeeze=False)
     for ax, (name, labels) in zip(axes[0], panels):
         ax.imshow(label_map_rgb(labels), interpolation="nearest")
         ax.set_title(name, fontsize=10)
