@@ -17,8 +17,6 @@ import dataclasses
 from pathlib import Path
 from typing import List, Optional, Union
 
-import numpy as np
-
 from paddle_cnn.datasets import get_dataset, hyperspectral as H, list_datasets
 from paddle_cnn.entry import run_command
 from paddle_cnn.fileio import atomic_savez
@@ -86,8 +84,7 @@ def main(argv: Optional[List[str]] = None) -> Union[dict, int]:
     predicted = H.map_scene(lambda x: predict_logits(trainer.net, x, args.map_batch), scene, args.map_batch,
                             show_map_progress)
     if is_main_process():
-        truth = np.zeros(scene.shape, np.int64)
-        truth[scene.rows, scene.cols] = scene.labels + 1
+        truth = scene.ground_truth()
         files = RunLayout.at(out)
         atomic_savez(files.root / "classification_map.npz", predicted=predicted, truth=truth)
         plots.classification_map(truth, predicted, data.class_names, files.root / "classification_map.png",

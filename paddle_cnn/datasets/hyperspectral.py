@@ -134,11 +134,15 @@ def check_scene(cube: np.ndarray, gt: np.ndarray, num_classes: int, cube_path, g
     if not (gt > 0).any():
         raise DataError(gt_path, "no labelled pixel (every label is 0)")
     if cube.dtype.kind == "f":
-        bad = np.argwhere(~np.isfinite(cube))
-        if len(bad):
-            r, c, b = bad[0]
-            raise DataError(cube_path, f"holds {cube[r, c, b]} at row {r}, column {c}, band {b} "
-                                       f"({len(bad):,} non-finite values in all)")
+        _check_finite(cube, cube_path)
+
+
+def _check_finite(cube: np.ndarray, path) -> None:
+    bad = np.argwhere(~np.isfinite(cube))
+    if len(bad):
+        r, c, b = bad[0]
+        raise DataError(path, f"holds {cube[r, c, b]} at row {r}, column {c}, band {b} "
+                              f"({len(bad):,} non-finite values in all)")
 
 
 def load_scene(name: str, root: Optional[PathLike] = None, *, download: bool = True,
@@ -216,6 +220,17 @@ class PreparedScene:
         """(H, W, bands, window, window): the window centred on every pixel, as a view (no copy)."""
         return np.lib.stride_tricks.sliding_window_view(self.padded, (self.window, self.window), axis=(0, 1))
 
+    def reduced(self) -> np.ndarray:
+        """(H, W, bands): the PCA cube without its padding (a view)."""
+        m = self.window // 2
+        return self.padded[m:m + self.shape[0], m:m + self.shape[1]]
+
+    def ground_truth(self) -> np.ndarray:
+        """(H, W) labels 1..K of the labelled pixels, 0 elsewhere (as the ground-truth file has them)."""
+        truth = np.zeros(self.shape, np.int64)
+        truth[self.rows, self.cols] = self.labels + 1
+        return truth
+
 
 def prepare_scene(cube: np.ndarray, gt: Optional[np.ndarray], bands: int, window: int) -> PreparedScene:
     """PCA to ``bands``, zero padding by half the ``window``; the labelled pixels of ``gt`` (none
@@ -251,10 +266,7 @@ def read_cube(path: PathLike, key: Optional[str] = None, min_bands: int = 1) -> 
         raise DataError(path, f"the cube has {cube.shape[2]} bands; the model's PCA keeps {min_bands}, so it "
                               f"needs at least that many (a scene of the sensor it was trained on)")
     cube = cube.astype(np.float32)
-    bad = np.argwhere(~np.isfinite(cube))
-    if len(bad):
-        r, c, b = bad[0]
-        raise DataError(path, f"holds {cube[r, c, b]} at row {r}, column {c}, band {b}")
+    _check_finite(cube, path)
     return cube
 
 
@@ -306,6 +318,11 @@ class SceneWindows(paddle.io.Dataset):
         return np.bincount(self.labels, minlength=num_classes).tolist()
 
 
+def train_count(labelled: int, train_fraction: float) -> int:
+    """How many of ``labelled`` pixels :func:`split_scene` puts in training (validation included)."""
+    return int(round(train_fraction * labelled))
+
+
 def split_scene(scene: PreparedScene, train_fraction: float, val_size: int, seed: int, source: str
                 ) -> Tuple[SceneWindows, SceneWindows, SceneWindows]:
     """Stratified train / validation / test of the labelled pixels: ``train_fraction`` of each class
@@ -313,27 +330,25 @@ def split_scene(scene: PreparedScene, train_fraction: float, val_size: int, seed
     from .arrays import split_indices
 
     n = len(scene.labels)
-    test_size = n - int(round(train_fraction * n))
-    train, test = split_indices(n, test_size, "stratified", seed, scene.labels)
+    train, test = split_indices(n, n - train_count(n, train_fraction), "stratified", seed, scene.labels)
     fit, val = split_indices(len(train), val_size, "stratified", seed + 1, scene.labels[train])
     make = lambda idx: SceneWindows(scene, idx, source, seed)  # noqa: E731
     return make(train[fit]), make(train[val]), make(test)
 
 
 class ScenePixels:
-    """Windows of the scene's pixels ``start``..``stop`` in row-major order, labelled or not (for the
-    whole-scene map); what :func:`~paddle_cnn.training.evaluation.predict_logits` takes."""
+    """Windows of every pixel of the scene in row-major order, labelled or not (for the whole-scene
+    map); what :func:`~paddle_cnn.training.evaluation.predict_logits` takes."""
 
-    def __init__(self, scene: PreparedScene, start: int = 0, stop: Optional[int] = None):
-        h, w = scene.shape
-        self.scene, self.start, self.stop = scene, start, h * w if stop is None else min(stop, h * w)
+    def __init__(self, scene: PreparedScene):
+        self.scene = scene
         self._view = scene.windows_view()
 
     def __len__(self) -> int:
-        return self.stop - self.start
+        return self.scene.shape[0] * self.scene.shape[1]
 
     def batch(self, indices: np.ndarray) -> np.ndarray:
-        rows, cols = np.divmod(self.start + np.asarray(indices), self.scene.shape[1])
+        rows, cols = np.divmod(np.asarray(indices), self.scene.shape[1])
         return np.ascontiguousarray(self._view[rows, cols][:, None])
 
 

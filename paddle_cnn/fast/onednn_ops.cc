@@ -641,30 +641,31 @@ std::vector<paddle::DataType> F32Bias(const paddle::DataType& x, const paddle::D
   return {x};
 }
 
-// pcnn_conv2d[_bias]: gradients for the input and the parameters; *_wgrad: for the parameters only.
-#define CONV_OP(NAME, INPUTS, FWD, SHAPE, DTYPE, GRAD_INPUTS, GRAD_OUTPUTS, BWD) \
-  PD_BUILD_OP(NAME)                                                                 \
-      .Inputs(INPUTS)                                                               \
-      .Outputs({"Out"})                                                             \
-      .Attrs(CONV_ATTRS)                                                            \
-      .SetKernelFn(PD_KERNEL(FWD))                                                  \
-      .SetInferShapeFn(PD_INFER_SHAPE(SHAPE))                                       \
-      .SetInferDtypeFn(PD_INFER_DTYPE(DTYPE));                                      \
-  PD_BUILD_GRAD_OP(NAME)                                                            \
-      .Inputs(GRAD_INPUTS)                                                          \
-      .Outputs(GRAD_OUTPUTS)                                                        \
-      .Attrs(CONV_ATTRS)                                                            \
+// A convolution operator and its gradient operator (2-D and 3-D alike; ATTRS differ).
+#define CONV_OP(ATTRS, NAME, INPUTS, FWD, SHAPE, DTYPE, GRAD_INPUTS, GRAD_OUTPUTS, BWD) \
+  PD_BUILD_OP(NAME)                                                                     \
+      .Inputs(INPUTS)                                                                   \
+      .Outputs({"Out"})                                                                 \
+      .Attrs(ATTRS)                                                                     \
+      .SetKernelFn(PD_KERNEL(FWD))                                                      \
+      .SetInferShapeFn(PD_INFER_SHAPE(SHAPE))                                           \
+      .SetInferDtypeFn(PD_INFER_DTYPE(DTYPE));                                          \
+  PD_BUILD_GRAD_OP(NAME)                                                                \
+      .Inputs(GRAD_INPUTS)                                                              \
+      .Outputs(GRAD_OUTPUTS)                                                            \
+      .Attrs(ATTRS)                                                                     \
       .SetKernelFn(PD_KERNEL(BWD));
 
+// pcnn_conv2d[_bias]: gradients for the input and the parameters; *_wgrad: for the parameters only.
 #define LIST(...) {__VA_ARGS__}
-CONV_OP(pcnn_conv2d, LIST("X", "W"), ConvFwd, ConvShape, F32, LIST("X", "W", paddle::Grad("Out")),
+CONV_OP(CONV_ATTRS, pcnn_conv2d, LIST("X", "W"), ConvFwd, ConvShape, F32, LIST("X", "W", paddle::Grad("Out")),
         LIST(paddle::Grad("X"), paddle::Grad("W")), (ConvBwd<false, true>::run))
-CONV_OP(pcnn_conv2d_wgrad, LIST("X", "W"), ConvFwd, ConvShape, F32, LIST("X", "W", paddle::Grad("Out")),
-        LIST(paddle::Grad("W")), (ConvBwd<false, false>::run))
-CONV_OP(pcnn_conv2d_bias, LIST("X", "W", "B"), ConvBiasFwd, ConvBiasShape, F32Bias,
+CONV_OP(CONV_ATTRS, pcnn_conv2d_wgrad, LIST("X", "W"), ConvFwd, ConvShape, F32,
+        LIST("X", "W", paddle::Grad("Out")), LIST(paddle::Grad("W")), (ConvBwd<false, false>::run))
+CONV_OP(CONV_ATTRS, pcnn_conv2d_bias, LIST("X", "W", "B"), ConvBiasFwd, ConvBiasShape, F32Bias,
         LIST("X", "W", "B", paddle::Grad("Out")), LIST(paddle::Grad("X"), paddle::Grad("W"), paddle::Grad("B")),
         (ConvBwd<true, true>::run))
-CONV_OP(pcnn_conv2d_bias_wgrad, LIST("X", "W", "B"), ConvBiasFwd, ConvBiasShape, F32Bias,
+CONV_OP(CONV_ATTRS, pcnn_conv2d_bias_wgrad, LIST("X", "W", "B"), ConvBiasFwd, ConvBiasShape, F32Bias,
         LIST("X", "W", "B", paddle::Grad("Out")), LIST(paddle::Grad("W"), paddle::Grad("B")),
         (ConvBwd<true, false>::run))
 
@@ -710,30 +711,18 @@ std::vector<std::vector<int64_t>> Conv3BiasShape(const std::vector<int64_t>& x, 
   return Conv3Shape(x, w, strides, paddings, dilations, groups, relu);
 }
 
-#define CONV3_OP(NAME, INPUTS, FWD, SHAPE, DTYPE, GRAD_INPUTS, GRAD_OUTPUTS, BWD) \
-  PD_BUILD_OP(NAME)                                                                  \
-      .Inputs(INPUTS)                                                                \
-      .Outputs({"Out"})                                                              \
-      .Attrs(CONV3_ATTRS)                                                            \
-      .SetKernelFn(PD_KERNEL(FWD))                                                   \
-      .SetInferShapeFn(PD_INFER_SHAPE(SHAPE))                                        \
-      .SetInferDtypeFn(PD_INFER_DTYPE(DTYPE));                                       \
-  PD_BUILD_GRAD_OP(NAME)                                                             \
-      .Inputs(GRAD_INPUTS)                                                           \
-      .Outputs(GRAD_OUTPUTS)                                                         \
-      .Attrs(CONV3_ATTRS)                                                            \
-      .SetKernelFn(PD_KERNEL(BWD));
-
-CONV3_OP(pcnn_conv3d, LIST("X", "W"), Conv3Fwd, Conv3Shape, F32, LIST("X", "W", "Out", paddle::Grad("Out")),
-         LIST(paddle::Grad("X"), paddle::Grad("W")), Conv3Bwd<true>)
-CONV3_OP(pcnn_conv3d_wgrad, LIST("X", "W"), Conv3Fwd, Conv3Shape, F32, LIST("X", "W", "Out", paddle::Grad("Out")),
-         LIST(paddle::Grad("W")), Conv3Bwd<false>)
-CONV3_OP(pcnn_conv3d_bias, LIST("X", "W", "B"), Conv3BiasFwd, Conv3BiasShape, F32Bias,
-         LIST("X", "W", "B", "Out", paddle::Grad("Out")),
-         LIST(paddle::Grad("X"), paddle::Grad("W"), paddle::Grad("B")), Conv3BiasBwd<true>)
-CONV3_OP(pcnn_conv3d_bias_wgrad, LIST("X", "W", "B"), Conv3BiasFwd, Conv3BiasShape, F32Bias,
-         LIST("X", "W", "B", "Out", paddle::Grad("Out")), LIST(paddle::Grad("W"), paddle::Grad("B")),
-         Conv3BiasBwd<false>)
+CONV_OP(CONV3_ATTRS, pcnn_conv3d, LIST("X", "W"), Conv3Fwd, Conv3Shape, F32,
+        LIST("X", "W", "Out", paddle::Grad("Out")),
+        LIST(paddle::Grad("X"), paddle::Grad("W")), Conv3Bwd<true>)
+CONV_OP(CONV3_ATTRS, pcnn_conv3d_wgrad, LIST("X", "W"), Conv3Fwd, Conv3Shape, F32,
+        LIST("X", "W", "Out", paddle::Grad("Out")),
+        LIST(paddle::Grad("W")), Conv3Bwd<false>)
+CONV_OP(CONV3_ATTRS, pcnn_conv3d_bias, LIST("X", "W", "B"), Conv3BiasFwd, Conv3BiasShape, F32Bias,
+        LIST("X", "W", "B", "Out", paddle::Grad("Out")),
+        LIST(paddle::Grad("X"), paddle::Grad("W"), paddle::Grad("B")), Conv3BiasBwd<true>)
+CONV_OP(CONV3_ATTRS, pcnn_conv3d_bias_wgrad, LIST("X", "W", "B"), Conv3BiasFwd, Conv3BiasShape, F32Bias,
+        LIST("X", "W", "B", "Out", paddle::Grad("Out")), LIST(paddle::Grad("W"), paddle::Grad("B")),
+        Conv3BiasBwd<false>)
 
 #define POOL_ATTRS {"kernel: std::vector<int>", "strides: std::vector<int>", "paddings: std::vector<int>", \
                     "mode: std::string"}

@@ -122,13 +122,13 @@ def _scene_data(config: RunConfig) -> RunData:
     info = D.get_dataset(config.dataset)
     cube, gt = info.load("all", config.data_dir, download=config.download, verify=config.verify_md5)
     _, bands, window, _ = config.input_shape()
+    folder = H.scene_folder(config.dataset, config.data_dir)
     if bands > cube.shape[2]:
-        raise D.DataError(H.scene_folder(config.dataset, config.data_dir),
+        raise D.DataError(folder,
                           f"pca_bands={bands} but the cube has only {cube.shape[2]} bands")
     scene = H.prepare_scene(cube, gt, bands, window)
-    source = str(H.scene_folder(config.dataset, config.data_dir))
-    train_pixels = int(round(config.train_fraction * len(scene.labels)))
+    train_pixels = H.train_count(len(scene.labels), config.train_fraction)
     train, val, test = H.split_scene(scene, config.train_fraction, val_count(config, train_pixels), config.seed,
-                                     source)
+                                     str(folder))
     train, test = _limit(train, config.train_limit), _limit(test, config.test_limit)
     return RunData(train, val, test, D.class_names(config.dataset), scene=scene)
