@@ -176,6 +176,16 @@ def test_building_a_trainer_writes_nothing_and_its_blocks_hold_the_folder(csv_pa
     Trainer(tiny_config(csv_pair, epochs=2), tmp_path / "run", resume=True, verbose=False)  # released
 
 
+def test_a_trainer_refused_its_folder_takes_it_on_the_next_try(csv_pair, tmp_path):
+    trainer = Trainer(tiny_config(csv_pair), tmp_path / "run", verbose=False)
+    with RunDir(tmp_path / "run").owned():  # someone else holds the folder when fit starts
+        with pytest.raises(RunDirError, match="in use by another process"):
+            trainer.fit()
+    trainer.fit()  # released: this fit takes the folder, config.json and all
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["epochs"] == 1
+    assert len(trainer.state.commands) == 1 and trainer.state.epoch == 1
+
+
 def test_run_files_are_written_only_inside_an_owned_block(csv_pair, tmp_path):
     run = RunDir(tmp_path / "run")
     with pytest.raises(RuntimeError, match="outside a 'with run.owned\\(\\):' block"):

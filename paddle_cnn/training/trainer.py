@@ -23,7 +23,6 @@ from paddle.static import InputSpec
 from .. import analysis, fast, nets
 from ..contract import InputContract
 from .. import datasets as D
-from ..datasets import mean_std
 from . import checkpoint as ckpt
 from . import callbacks as cb
 from . import plots
@@ -145,15 +144,16 @@ class Trainer:
 
         The first block takes the folder: moves an old run aside (--overwrite), sets damaged
         checkpoints aside and writes config.json."""
-        claim, self._claim = self._claim, None
-        with self.run.owned(overwrite=bool(claim and claim["overwrite"])):
-            if claim is not None:
-                self.state.commands.append(invocation())
+        claim = self._claim
+        with self.run.owned(overwrite=claim is not None and claim["overwrite"]):
+            if claim is not None:  # cleared only once taken: a refused block leaves it for the next
                 for path in self.run.set_aside(claim["damaged"]):
                     if self.verbose:
                         print(f"{self.run_dir}: moved the damaged checkpoint {path.name} to {path.parent}",
                               flush=True)
                 self.run.save_config(self.config)
+                self.state.commands.append(invocation())
+                self._claim = None
             yield self
 
     def checkpoint_state(self) -> CheckpointState:
@@ -315,11 +315,8 @@ class Trainer:
         """What VisualDL shows of the inputs: ten training images per class, or a scene's labels."""
         names, scene = self.data.class_names, self.data.scene
         if scene is not None:
-            m = scene.window // 2
-            labels = np.zeros(scene.shape, np.int64)
-            labels[scene.rows, scene.cols] = scene.labels + 1
-            return np.concatenate([plots.false_colour(scene.padded[m:m + scene.shape[0], m:m + scene.shape[1]]),
-                                   plots.label_map_rgb(labels)], axis=1)
+            return np.concatenate([plots.false_colour(scene.reduced()), plots.label_map_rgb(scene.ground_truth())],
+                                  axis=1)
         return plots.tile_grid(plots.samples_by_class(self.data.train.images, self.data.train.labels, len(names)),
                                len(names), 10)
 
@@ -362,7 +359,7 @@ def data_contract(config: RunConfig, data: RunData) -> InputContract:
     shape = [int(v) for v in data.train[0][0].shape]
     channels, height, width = shape[0], shape[-2], shape[-1]
     bands = shape[1] if len(shape) == 4 else 0
-    mean, std = (list(v) if isinstance(v, tuple) else v for v in mean_std(config.normalize))
+    mean, std = (list(v) if isinstance(v, tuple) else v for v in D.mean_std(config.normalize))
     return InputContract(channels=channels, height=height, width=width, dataset=config.dataset,
                          normalize=config.normalize, mean=mean, std=std, class_names=list(data.class_names),
                          bands=bands)
