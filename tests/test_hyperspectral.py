@@ -207,9 +207,11 @@ def test_the_hybridsn_experiment_writes_oa_aa_kappa_and_the_classification_map(s
     cube, _ = _scene()
     scipy.io.savemat(str(tmp_path / "field.mat"), {"my_cube": cube[4:20, 2:18]})
     (tmp_path / "notes.mat").write_text("not a scene")
-    res = cli("predict", out, tmp_path / "field.mat", tmp_path / "notes.mat", "--map-dir", tmp_path / "maps",
-              cwd=tmp_path)
+    labels_only = scene_root / NAME / "Indian_pines_gt.mat"  # a .mat, but no cube in it
+    res = cli("predict", out, tmp_path / "field.mat", tmp_path / "notes.mat", labels_only, "--map-dir",
+              tmp_path / "maps", cwd=tmp_path)
     assert res.returncode == 1 and "notes.mat: not a MATLAB .mat file" in res.stderr, res.stderr[-2000:]
+    assert "Indian_pines_gt.mat: holds no 3-D array (it holds: indian_pines_gt)" in res.stderr, res.stderr[-2000:]
     assert "field.mat: 16 x 16 pixels:" in res.stdout and (tmp_path / "maps" / "field_map.png").is_file()
     with np.load(tmp_path / "maps" / "field_map.npz") as saved:
         from_run = saved["predicted"]

@@ -29,52 +29,67 @@ MAT5_MAGIC = b"MATLAB 5.0 MAT-file"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"  # MATLAB v7.3 files are HDF5 with a 512-byte MATLAB header
 
 
-def read_mat(path: PathLike, key: str) -> np.ndarray:
-    """The array ``key`` of a MATLAB file (v5/v6/v7 through scipy, v7.3 through h5py)."""
-    path = Path(path)
+def _is_mat73(path: Path) -> bool:
+    """True for a MATLAB v7.3 (HDF5) file, False for v5/v6/v7; a missing or foreign file is refused."""
     if not path.is_file():
         raise DataFileNotFoundError(path, "file not found" if not path.exists() else "is not a file")
     with open(path, "rb") as f:
         head = f.read(520)
     if head[512:520] == HDF5_MAGIC or head[:8] == HDF5_MAGIC:
-        return _read_mat73(path, key)
+        return True
     if not head.startswith(MAT5_MAGIC):
         raise DataError(path, f"not a MATLAB .mat file (it starts {head[:20]!r}); expected the official "
                               "scene files, e.g. Indian_pines_corrected.mat")
-    import scipy.io
-
-    try:
-        names = [name for name, _, _ in scipy.io.whosmat(str(path))]
-        if key not in names:
-            raise DataError(path, f"holds no key {key!r} (it holds: {', '.join(names) or 'nothing'})")
-        value = scipy.io.loadmat(str(path), variable_names=[key])[key]
-    except DataError:
-        raise
-    except Exception as exc:  # a truncated or damaged file: scipy's own errors vary by the damage
-        raise DataError(path, f"cannot be read as a MATLAB file ({type(exc).__name__}: {exc})") from None
-    if not isinstance(value, np.ndarray) or value.dtype.kind not in "iuf":
-        raise DataError(path, f"key {key!r} is not a numeric array ({getattr(value, 'dtype', type(value))})")
-    return value
+    return False
 
 
-def _read_mat73(path: Path, key: str) -> np.ndarray:
+def _h5py(path: Path):
     try:
         import h5py
     except ImportError:
         raise DataError(path, "is a MATLAB v7.3 (HDF5) file, which needs h5py: pip install h5py") from None
+    return h5py
+
+
+def mat_contents(path: PathLike) -> Dict[str, Tuple[int, ...]]:
+    """The arrays a MATLAB file holds, by name, with their shapes (nothing is loaded)."""
+    path = Path(path)
+    v73 = _is_mat73(path)
     try:
-        with h5py.File(path, "r") as f:
-            names = [k for k in f.keys() if not k.startswith("#")]
-            if key not in names:
-                raise DataError(path, f"holds no key {key!r} (it holds: {', '.join(names) or 'nothing'})")
-            value = np.asarray(f[key])
+        if v73:
+            with _h5py(path).File(path, "r") as f:  # HDF5 lists MATLAB's column-major axes reversed
+                return {k: tuple(reversed(f[k].shape)) for k in f.keys() if not k.startswith("#")}
+        import scipy.io
+
+        return {name: tuple(shape) for name, shape, _ in scipy.io.whosmat(str(path))}
     except DataError:
         raise
+    except Exception as exc:  # a truncated or damaged file: the readers' own errors vary by the damage
+        raise DataError(path, f"cannot be read as a MATLAB{' v7.3' if v73 else ''} file "
+                              f"({type(exc).__name__}: {exc})") from None
+
+
+def read_mat(path: PathLike, key: str) -> np.ndarray:
+    """The numeric array ``key`` of a MATLAB file (v5/v6/v7 through scipy, v7.3 through h5py)."""
+    path = Path(path)
+    names = mat_contents(path)
+    if key not in names:
+        raise DataError(path, f"holds no key {key!r} (it holds: {', '.join(names) or 'nothing'})")
+    v73 = _is_mat73(path)
+    try:
+        if v73:
+            with _h5py(path).File(path, "r") as f:
+                value = np.asarray(f[key]).T
+        else:
+            import scipy.io
+
+            value = scipy.io.loadmat(str(path), variable_names=[key])[key]
     except Exception as exc:
-        raise DataError(path, f"cannot be read as a MATLAB v7.3 file ({type(exc).__name__}: {exc})") from None
-    if value.dtype.kind not in "iuf":
-        raise DataError(path, f"key {key!r} is not a numeric array ({value.dtype})")
-    return value.T  # HDF5 stores MATLAB's column-major arrays with their axes reversed
+        raise DataError(path, f"cannot be read as a MATLAB{' v7.3' if v73 else ''} file "
+                              f"({type(exc).__name__}: {exc})") from None
+    if not isinstance(value, np.ndarray) or value.dtype.kind not in "iuf":
+        raise DataError(path, f"key {key!r} is not a numeric array ({getattr(value, 'dtype', type(value))})")
+    return value
 
 
 def scene_folder(name: str, root: Optional[PathLike] = None) -> Path:
@@ -250,15 +265,13 @@ def read_cube(path: PathLike, key: Optional[str] = None, min_bands: int = 1) -> 
     checked (at least ``min_bands`` bands, finite)."""
     path = Path(path)
     if key is None:
-        import scipy.io
-
-        try:
-            arrays = [name for name, shape, _ in scipy.io.whosmat(str(path)) if len(shape) == 3]
-        except Exception:  # not a v5 file: read_mat below says what it is
-            arrays = []
-        if len(arrays) > 1:
-            raise DataError(path, f"holds several 3-D arrays ({', '.join(arrays)}); name the cube with --key")
-        key = arrays[0] if arrays else "(a 3-D array)"
+        contents = mat_contents(path)
+        arrays = [name for name, shape in contents.items() if len(shape) == 3]
+        if len(arrays) != 1:
+            what = f"several 3-D arrays ({', '.join(arrays)})" if arrays else \
+                f"no 3-D array (it holds: {', '.join(contents) or 'nothing'})"
+            raise DataError(path, f"holds {what}; a scene's cube is H x W x bands: name it with --key")
+        key = arrays[0]
     cube = read_mat(path, key)
     if cube.ndim != 3:
         raise DataError(path, f"key {key!r} is {cube.ndim}-D; a scene's cube is H x W x bands")
