@@ -96,6 +96,22 @@ class _Conv3DReLU(paddle.nn.Layer):
         return _layers.conv3d_relu(self.conv, self.act, x)
 
 
+class _ChannelsLast3D(paddle.nn.Layer):
+    """``conv`` (and a ReLU) through the operator on NDHWC data, taking and giving NCDHW tensors so that
+    it compares with Paddle's layer; Paddle's layer itself off the fast path."""
+
+    def __init__(self, conv, relu: bool):
+        super().__init__()
+        self.conv, self.relu = conv, relu
+
+    def forward(self, x):
+        out = _layers._conv3(self.conv, x.transpose([0, 2, 3, 4, 1]), relu=self.relu, channels_last=True)
+        if out is None:
+            y = self.conv(x)
+            return paddle.nn.functional.relu(y) if self.relu else y
+        return out.transpose([0, 4, 1, 2, 3])
+
+
 @_CASES
 @given(data=st.data())
 def test_conv3d_equals_paddle_on_random_geometry(ops, stock, data):
@@ -108,15 +124,19 @@ def test_conv3d_equals_paddle_on_random_geometry(ops, stock, data):
     stride = data.draw(st.tuples(*[st.integers(1, 2)] * 3))
     dilation = data.draw(st.tuples(*[st.integers(1, 2)] * 3))
     pads = data.draw(st.tuples(*[st.integers(0, 2)] * 3))
-    size = [data.draw(st.integers(max(1, (k[i] - 1) * dilation[i] + 1 - 2 * pads[i]), 11)) for i in range(3)]
+    low = [max(1, (k[i] - 1) * dilation[i] + 1 - 2 * pads[i]) for i in range(3)]  # the smallest input that fits
+    size = [data.draw(st.integers(low[i], max(low[i], 11))) for i in range(3)]
     n = data.draw(st.sampled_from([1, 2, 3]))
     bias = data.draw(st.booleans())
     needs_dx = data.draw(st.booleans())
     fused = data.draw(st.booleans())
+    channels_last = data.draw(st.booleans())
     paddle.seed(data.draw(st.integers(0, 1000)))
     layer = Conv3D(cin, cout, k, stride=stride, padding=list(pads), dilation=dilation, groups=groups,
                    bias_attr=None if bias else False)
-    if fused:  # with the ReLU that follows it fused into the operator (forward and backward)
+    if channels_last:  # NDHWC maps in and out (HybridSN's chain)
+        layer = _ChannelsLast3D(layer, relu=fused)
+    elif fused:  # with the ReLU that follows it fused into the operator (forward and backward)
         layer = _Conv3DReLU(layer)
     x = paddle.randn([n, cin, *size])
     x.stop_gradient = not needs_dx
@@ -125,7 +145,7 @@ def test_conv3d_equals_paddle_on_random_geometry(ops, stock, data):
 
 def test_hybridsn_trains_through_the_3d_operators_as_with_the_stock_kernels(ops, stock, monkeypatch):
     calls = []
-    for name in ("pcnn_conv3d_bias", "pcnn_conv3d_bias_wgrad"):
+    for name in ("pcnn_conv3d_bias", "pcnn_conv3d_bias_wgrad", "pcnn_fold_depth"):
         original = getattr(ops, name)
         monkeypatch.setattr(ops, name, lambda *a, _f=original, _n=name: calls.append(_n) or _f(*a))
     paddle.seed(4)
@@ -144,12 +164,46 @@ def test_hybridsn_trains_through_the_3d_operators_as_with_the_stock_kernels(ops,
     assert not calls
     stock(False)
     got = grads()
-    assert calls == ["pcnn_conv3d_bias_wgrad", "pcnn_conv3d_bias", "pcnn_conv3d_bias"]  # the data needs no grad
+    # The data needs no gradient; the maps stay NDHWC up to the fold into the 2-D convolution's channels.
+    assert calls == ["pcnn_conv3d_bias_wgrad", "pcnn_conv3d_bias", "pcnn_conv3d_bias", "pcnn_fold_depth"]
     calls.clear()
     summary = paddle.summary(net, (2, 1, 15, 11, 11))  # hooks on the layers: they run one by one, all seen
     assert summary["total_params"] > 0 and calls == ["pcnn_conv3d_bias_wgrad"] + ["pcnn_conv3d_bias_wgrad"] * 2
     for g, w_ in zip(got, want):
         np.testing.assert_allclose(g.numpy(), w_.numpy(), atol=2e-5 * (float(w_.abs().max()) + 1), rtol=1e-4)
+    with paddle.no_grad():  # inference: the 2-D convolution reads the folded NHWC maps, its ReLU fused
+        stock(True)
+        want = net(x)
+        stock(False)
+        got = net(x)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), atol=2e-5 * (float(want.abs().max()) + 1), rtol=1e-4)
+
+
+@_CASES
+@given(data=st.data())
+def test_fold_depth_is_the_reshape_of_ncdhw_maps_in_nhwc_and_its_gradient_the_inverse(ops, data):
+    n, c, d, h, w = (data.draw(st.integers(1, 5)) for _ in range(5))
+    x = paddle.randn([n, c, d, h, w])
+    ndhwc = x.transpose([0, 2, 3, 4, 1]).contiguous()
+    ndhwc.stop_gradient = False
+    out = ops.pcnn_fold_depth(ndhwc)
+    want = x.numpy().reshape(n, c * d, h, w).transpose(0, 2, 3, 1)
+    np.testing.assert_array_equal(out.numpy(), want)
+    dy = paddle.randn(out.shape)
+    (dx,) = paddle.grad([out], [ndhwc], [dy])
+    back = dy.numpy().transpose(0, 3, 1, 2).reshape(n, c, d, h, w).transpose(0, 2, 3, 4, 1)
+    np.testing.assert_array_equal(dx.numpy(), back)
+
+
+def test_the_primitive_cache_is_bounded_and_reuses_a_shape_it_has(ops):
+    w = paddle.randn([2, 1, 3, 3])
+    before = fast.cached_primitives()
+    for n in range(1, 301):  # 300 batch sizes: 300 geometries for the forward convolution's cache
+        ops.pcnn_conv2d(paddle.randn([n, 1, 3, 3]), w, [1, 1], [0, 0, 0, 0], [1, 1], 1, False, False)
+    grown = fast.cached_primitives()
+    assert 0 <= grown - before <= 128  # that cache keeps its 128 most recently used
+    ops.pcnn_conv2d(paddle.randn([300, 1, 3, 3]), w, [1, 1], [0, 0, 0, 0], [1, 1], 1, False, False)
+    assert fast.cached_primitives() == grown  # still held: nothing new built
 
 
 def test_the_3d_operators_check_their_arguments_before_building_anything(ops):
@@ -162,7 +216,7 @@ def test_the_3d_operators_check_their_arguments_before_building_anything(ops):
            ((x, paddle.randn([3, 1, 3, 3, 3]), [1, 1, 1], [0] * 6, [1, 1, 1], 1), "input channels per group")]
     for args, message in bad:
         with pytest.raises(Exception, match=message):
-            ops.pcnn_conv3d(*args, False)
+            ops.pcnn_conv3d(*args, False, False, False)
 
 
 @_CASES

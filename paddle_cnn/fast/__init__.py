@@ -117,6 +117,45 @@ def get_threads() -> Optional[int]:
     return None if lib is None else int(lib.pcnn_get_threads())
 
 
+# oneDNN's instruction sets with native bf16 arithmetic (its bf16 kernels need one of them).
+BF16_ISAS = ("avx512_core_bf16", "avx512_core_fp16", "avx512_core_amx", "avx512_core_amx_fp16")
+
+
+def cpu_isa() -> Optional[str]:
+    """The instruction set oneDNN uses on this CPU (``avx512_core_amx``, ``avx2``, ...), None without the operators."""
+    lib = _library()
+    if lib is None:
+        return None
+    import ctypes
+
+    lib.pcnn_cpu_isa.restype = ctypes.c_char_p
+    return lib.pcnn_cpu_isa().decode()
+
+
+def cached_primitives() -> Optional[int]:
+    """oneDNN primitives the operators keep for reuse (each cache holds its 128 most recently used)."""
+    lib = _library()
+    if lib is None:
+        return None
+    import ctypes
+
+    lib.pcnn_cached_primitives.restype = ctypes.c_long
+    return int(lib.pcnn_cached_primitives())
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), for figures that depend on it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
 def _library():
     """The operators' shared library through ctypes, for its two plain C functions."""
     module = ops()
