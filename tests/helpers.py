@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from paddle_cnn.training import RunConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,3 +42,15 @@ def copy_run(src: Path, dst: Path) -> Path:
     """A copy of a run folder to damage or resume (without its lock file)."""
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".lock"))
     return dst
+
+
+def learnable_scene(h=24, w=20, bands=40, classes=16, seed=0):
+    """A learnable scene: each class has its own spectrum; label 0 (unlabelled) is a frame and a stripe."""
+    rng = np.random.default_rng(seed)
+    gt = np.zeros((h, w), np.uint8)
+    inner = rng.integers(1, classes + 1, size=((h - 4) // 4, (w - 4) // 4))
+    gt[2:2 + inner.shape[0] * 4, 2:2 + inner.shape[1] * 4] = np.kron(inner, np.ones((4, 4), np.uint8))
+    gt[:, w // 2] = 0
+    spectra = rng.normal(size=(classes + 1, bands)) * 4
+    cube = spectra[gt] + rng.normal(size=(h, w, bands))
+    return (cube * 50 + 2000).astype(np.int16), gt

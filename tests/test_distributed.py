@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
+from helpers import learnable_scene
+from paddle_cnn.datasets import hyperspectral as H
 from paddle_cnn.training import RunConfig, train_and_evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,6 +153,26 @@ def test_lenet_mnist_runs_on_two_processes(tmp_path, synthetic_idx_root):
     summary = json.loads((out / "lenet_mnist.json").read_text())
     assert summary["resumed"]["epochs"] == 2 and summary["resumed"]["processes"] == 2
     assert summary["reloaded_test_acc"] == summary["first"]["test"]["acc"]
+
+
+def test_hybridsn_runs_on_two_processes(tmp_path):
+    """The scene pipeline data-parallel, as a user runs it: each process cuts its half of every global
+    batch of windows (the last one too), and the results and the map come from the whole test set."""
+    cube, gt = learnable_scene(classes=9)
+    root = tmp_path / "data"
+    H.write_scene(root, "pavia-university", cube, gt)
+    train = H.train_count(int((gt > 0).sum()), 0.3)
+    val = 8 + (train - 8) % 2  # the training pixels' last batch then splits evenly over two
+    out = tmp_path / "scene"
+    _experiment(tmp_path, "experiments.hybridsn", "--dataset", "pavia-university", "--data-dir", root,
+                "--no-verify-md5", "--no-download", "--epochs", 1, "--input-size", 11, 11, "--batch-size", 32,
+                "--val-fraction", 0, "--val-size", val, "--out", out, "--log-every", 1000)
+    results = json.loads((out / "results.json").read_text())
+    assert results["processes"] == 2 and results["val"]["n"] == val
+    assert results["test"]["n"] == int((gt > 0).sum()) - train and -1 <= results["test"]["kappa"] <= 1
+    assert sum(results["pixels_per_class"]["train"]) == train - val
+    with np.load(out / "classification_map.npz") as saved:
+        assert saved["predicted"].shape == gt.shape
 
 
 def test_batch_norm_nets_reproduce_one_process_and_every_figure_checks_out(tmp_path, synthetic_csvs):

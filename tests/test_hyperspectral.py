@@ -8,23 +8,11 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import CLI_ENV, ROOT, cli, one_line_error
+from helpers import CLI_ENV, ROOT, cli, learnable_scene as _scene, one_line_error
 from paddle_cnn.datasets import DataError, DataFileNotFoundError, get_dataset, hyperspectral as H
 from paddle_cnn.training import RunConfig, build_data
 
 NAME = "indian-pines"
-
-
-def _scene(h=24, w=20, bands=40, classes=16, seed=0):
-    """A learnable scene: each class has its own spectrum; label 0 (unlabelled) is a frame and a stripe."""
-    rng = np.random.default_rng(seed)
-    gt = np.zeros((h, w), np.uint8)
-    inner = rng.integers(1, classes + 1, size=((h - 4) // 4, (w - 4) // 4))
-    gt[2:2 + inner.shape[0] * 4, 2:2 + inner.shape[1] * 4] = np.kron(inner, np.ones((4, 4), np.uint8))
-    gt[:, w // 2] = 0
-    spectra = rng.normal(size=(classes + 1, bands)) * 4
-    cube = spectra[gt] + rng.normal(size=(h, w, bands))
-    return (cube * 50 + 2000).astype(np.int16), gt
 
 
 @pytest.fixture

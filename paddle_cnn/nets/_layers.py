@@ -97,8 +97,9 @@ def _conv3_args(conv: "Conv3D"):
     return triple(conv._stride), [int(v) for pair in pairs for v in pair], triple(conv._dilation), int(conv._groups)
 
 
-def _conv3(conv: "Conv3D", x, relu: bool):
-    """``conv`` (then a ReLU, fused into the operator, if ``relu``) on ``x``; None off the fast path."""
+def _conv3(conv: "Conv3D", x, relu: bool, channels_last: bool = False):
+    """``conv`` (then a ReLU, fused into the operator, if ``relu``) on ``x``; None off the fast path.
+    With ``channels_last``, ``x`` and the result are NDHWC tensors ``[N, D, H, W, C]``."""
     ops = _fast_ops(x, ndim=5)
     args = None if ops is None else _conv3_args(conv)
     if args is None:
@@ -106,9 +107,9 @@ def _conv3(conv: "Conv3D", x, relu: bool):
     # An input that needs no gradient (the data, at the first layer) skips that pass.
     if conv.bias is None:
         op = ops.pcnn_conv3d_wgrad if x.stop_gradient else ops.pcnn_conv3d
-        return op(x, conv.weight, *args, relu)
+        return op(x, conv.weight, *args, relu, channels_last, channels_last)
     op = ops.pcnn_conv3d_bias_wgrad if x.stop_gradient else ops.pcnn_conv3d_bias
-    return op(x, conv.weight, conv.bias, *args, relu)
+    return op(x, conv.weight, conv.bias, *args, relu, channels_last, channels_last)
 
 
 class Conv3D(nn.Conv3D):
@@ -124,6 +125,31 @@ def conv3d_relu(conv: Conv3D, act: nn.Layer, x):
     convolution), the two layers one after the other where a hook watches either (paddle.summary)."""
     out = None if _observed(conv, act) else _conv3(conv, x, relu=True)
     return act(conv(x)) if out is None else out
+
+
+def conv3d_relu_folded(layers: nn.Sequential, x):
+    """The Conv3D-ReLU pairs of ``layers`` on ``x``, then the depth folded into the channels: the
+    ``(N, C*D, H, W)`` maps (channel ``c*D + d``, as a reshape of NCDHW gives) of HybridSN's 2-D stage.
+
+    On the fast path the maps stay NDHWC from the first convolution to the fold, which lands them as
+    :class:`ChannelsLast` for :func:`conv_bn`: no reorder between Paddle's layout and oneDNN's. Where a
+    hook watches a layer, or a layer is not a ReLU or not covered by the operators, the layers run one
+    by one and the result is a plain tensor.
+    """
+    convs, acts = list(layers)[::2], list(layers)[1::2]
+    ops = _fast_ops(x, ndim=5)
+    if (ops is None or _observed(*convs, *acts) or not all(isinstance(a, nn.ReLU) for a in acts)
+            or any(_conv3_args(c) is None for c in convs)):
+        for conv, act in zip(convs, acts):
+            x = conv3d_relu(conv, act, x)
+        n, c, d, h, w = x.shape
+        return x.reshape([n, c * d, h, w])
+    n, c, d, h, w = x.shape
+    # One channel (HybridSN's PCA cube) is already NDHWC: a reshape, no copy.
+    x = x.reshape([n, d, h, w, 1]) if c == 1 else x.transpose([0, 2, 3, 4, 1]).contiguous()
+    for conv in convs:
+        x = _conv3(conv, x, relu=True, channels_last=True)
+    return ChannelsLast(ops.pcnn_fold_depth(x))
 
 
 def _pool(layer, x, mode: str):
@@ -394,12 +420,19 @@ def conv_bn(conv: Conv2D, bn: Optional[BatchNorm2D], x, relu: bool = False, resi
         if residual is not None:
             y = y + _nhwc(residual)
         return ChannelsLast(_relu(y) if relu and not done else y)
-    y = conv(plain(x))
+    # NHWC maps into an NCHW result: the operator reads them as they are (plain() would transpose).
+    y = _conv(ops, conv, data, args, True, False) if cl_in and args is not None else conv(plain(x))
     if bn is not None:
         y = bn(y)
     if residual is not None:
         y = y + plain(residual)
     return _relu(y) if relu else y
+
+
+def conv_relu(conv: Conv2D, act: nn.Layer, x):
+    """``act(conv(x))`` for a ReLU ``act``, as an NCHW tensor: :func:`conv_bn` without a norm (``x`` may
+    be :class:`ChannelsLast`), the ReLU run on its own where a hook watches it."""
+    return act(conv_bn(conv, None, x)) if _observed(act) else conv_bn(conv, None, x, relu=True)
 
 
 class ConvNormReLU(nn.Sequential):

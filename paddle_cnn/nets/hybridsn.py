@@ -11,7 +11,7 @@ from typing import Tuple
 
 from paddle import nn
 
-from ._layers import Conv2D, Conv3D, ReLU, conv3d_relu
+from ._layers import Conv2D, Conv3D, ReLU, conv3d_relu_folded, conv_relu
 from ._registry import InputTooSmallError, flat_features, misfit, probe, register
 
 
@@ -38,10 +38,10 @@ class HybridSN(nn.Layer):
         )
 
     def forward(self, x):
-        for conv, act in zip(self.conv3d[::2], self.conv3d[1::2]):  # each Conv3D and its ReLU: one operator
-            x = conv3d_relu(conv, act, x)
-        x = x.reshape([x.shape[0], -1, x.shape[3], x.shape[4]])  # (N, C*D, H, W)
-        return self.classifier(self.conv2d(x))
+        x = conv3d_relu_folded(self.conv3d, x)  # (N, C*D, H, W), NHWC-held on the fast path
+        conv, act, flatten = self.conv2d
+        x = conv_relu(conv, act, x)
+        return self.classifier(flatten(x))
 
 
 @register("hybridsn", input_size=(1, 30, 25, 25))
