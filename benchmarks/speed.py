@@ -316,47 +316,71 @@ def torch_net(name: str):
     return net
 
 
-def torch_passes(work: Workload, batch: int, infer_batch: int) -> Dict[str, Pass]:
-    """PyTorch eager training and inference passes on the twin net; none without torch or a twin."""
+def _channels_last(torch, net):
+    """``net`` with every convolution's weights channels-last (NHWC, NDHWC for 3-D), as a user would
+    set it up for PyTorch's oneDNN kernels."""
+    for m in net.modules():
+        if isinstance(m, torch.nn.Conv3d):
+            m.to(memory_format=torch.channels_last_3d)
+        elif isinstance(m, torch.nn.Conv2d):
+            m.to(memory_format=torch.channels_last)
+    return net
+
+
+def torch_passes(work: Workload, batch: int, infer_batch: int, bf16: bool) -> Dict[str, Pass]:
+    """PyTorch eager training and inference on the twin net, in each configuration a skilled user
+    would try: NCHW fp32 (``torch``), channels-last fp32 (``torch_cl``) and, on a CPU with native bf16,
+    bf16 autocast with channels-last (``torch_bf16``). None without torch or a twin."""
     try:
         import torch
     except ImportError:
         return {}
-    torch.manual_seed(0)
-    net = torch_net(work.name)
-    if net is None:
+    if torch_net(work.name) is None:
         return {}
-    opt = torch.optim.Adam(net.parameters(), 1e-3)
-    x_all = torch.from_numpy(np.ascontiguousarray(work.x))
     y_all = torch.from_numpy(work.labels)
     loss_fn = torch.nn.CrossEntropyLoss()
+    passes = {}
+    configs = [("torch", False, False), ("torch_cl", True, False)] + ([("torch_bf16", True, True)] if bf16 else [])
+    for key, channels_last, autocast in configs:
+        torch.manual_seed(0)
+        net = torch_net(work.name)
+        x_all = torch.from_numpy(np.ascontiguousarray(work.x))
+        if channels_last:
+            net = _channels_last(torch, net)
+            x_all = x_all.contiguous(memory_format=torch.channels_last_3d if x_all.ndim == 5 else torch.channels_last)
+        opt = torch.optim.Adam(net.parameters(), 1e-3)
 
-    def train() -> int:
-        net.train()
-        for i in range(0, len(x_all) - batch + 1, batch):
-            opt.zero_grad()
-            loss_fn(net(x_all[i:i + batch]), y_all[i:i + batch]).backward()
-            opt.step()
-        return (len(x_all) // batch) * batch
+        def train(net=net, opt=opt, x_all=x_all, autocast=autocast) -> int:
+            net.train()
+            for i in range(0, len(x_all) - batch + 1, batch):
+                opt.zero_grad()
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                    loss = loss_fn(net(x_all[i:i + batch]), y_all[i:i + batch])
+                loss.backward()
+                opt.step()
+            return (len(x_all) // batch) * batch
 
-    def infer() -> int:
-        net.eval()
-        with torch.inference_mode():
-            for i in range(0, len(x_all), infer_batch):
-                net(x_all[i:i + infer_batch])
-        return len(x_all)
+        def infer(net=net, x_all=x_all, autocast=autocast) -> int:
+            net.eval()
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                for i in range(0, len(x_all), infer_batch):
+                    net(x_all[i:i + infer_batch])
+            return len(x_all)
 
-    return {"torch": timed(train), "eval_torch": timed(infer)}
+        passes[key], passes["eval_" + key] = timed(train), timed(infer)
+    return passes
 
 
 # The printed and saved table: (header, key, format), as paddle_cnn.report renders it.
 COLUMNS = [("net", "net", "{}"), ("batch", "batch", "{}"), ("train: ours", "ours", "{:,.0f}"),
            ("ours, stock kernels", "stock", "{:,.0f}"), ("raw loop", "loop", "{:,.0f}"),
-           ("PyTorch", "torch", "{:,.0f}"), ("ours/PyTorch", "ours_torch", "{:.2f}x"),
+           ("PyTorch", "torch", "{:,.0f}"), ("PyTorch CL", "torch_cl", "{:,.0f}"),
+           ("ours/best PyTorch", "ours_torch", "{:.2f}x"), ("PyTorch bf16", "torch_bf16", "{:,.0f}"),
            ("ours/stock", "ours_stock", "{:.2f}x"), ("s/epoch", "s_epoch", "{:.1f}"),
            ("eval: ours", "eval_ours", "{:,.0f}"), ("stock", "eval_stock", "{:,.0f}"),
            ("Paddle Inference", "eval_inference", "{:,.0f}"), ("PyTorch", "eval_torch", "{:,.0f}"),
-           ("ours/PyTorch", "eval_ours_torch", "{:.2f}x")]
+           ("PyTorch CL", "eval_torch_cl", "{:,.0f}"), ("ours/best PyTorch", "eval_ours_torch", "{:.2f}x"),
+           ("PyTorch bf16", "eval_torch_bf16", "{:,.0f}")]
 
 
 def invocation() -> str:
@@ -395,6 +419,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         torch_version = torch.__version__
     except ImportError:
         torch_version = None
+    isa = fast.cpu_isa()
+    bf16 = isa in fast.BF16_ISAS
+    print(f"{fast.cpu_model()}, oneDNN ISA {isa or 'unknown (no fast operators)'} "
+          f"({'native bf16' if bf16 else 'no native bf16: PyTorch bf16 not measured'})")
     print(f"Paddle {paddle.__version__}, PyTorch {torch_version or 'not installed'}, {args.threads} thread(s) for the "
           f"fast operators, PyTorch and Paddle Inference (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}); "
           f"{args.images} (seed nets) / {args.zoo_images} (zoo nets) synthetic images per pass, median of "
@@ -412,24 +440,29 @@ def main(argv: Optional[List[str]] = None) -> int:
                       "eval_ours": dygraph_eval_pass(work, args.infer_batch),
                       "eval_stock": with_stock_kernels(dygraph_eval_pass(work, args.infer_batch)),
                       "eval_inference": paddle_inference_pass(work, args.infer_batch, args.threads, folder),
-                      **torch_passes(work, batch, args.infer_batch)}
+                      **torch_passes(work, batch, args.infer_batch, bf16)}
             r = interleaved_medians(passes, args.repeats)
         ratio = lambda a, b: None if not b else a / b  # noqa: E731
+        best = lambda *keys: max((r[k] for k in keys if r.get(k)), default=None)  # noqa: E731
         rows.append({"net": name, "batch": batch, "ours": r["ours"], "stock": r["stock"], "loop": r["loop"],
-                     "torch": r.get("torch"), "ours_torch": ratio(r["ours"], r.get("torch")),
+                     "torch": r.get("torch"), "torch_cl": r.get("torch_cl"), "torch_bf16": r.get("torch_bf16"),
+                     "ours_torch": ratio(r["ours"], best("torch", "torch_cl")),
                      "ours_stock": ratio(r["ours"], r["stock"]), "s_epoch": EPOCH_IMAGES / r["ours"],
                      "eval_ours": r["eval_ours"], "eval_stock": r["eval_stock"],
                      "eval_inference": r["eval_inference"], "eval_torch": r.get("eval_torch"),
-                     "eval_ours_torch": ratio(r["eval_ours"], r.get("eval_torch"))})
+                     "eval_torch_cl": r.get("eval_torch_cl"), "eval_torch_bf16": r.get("eval_torch_bf16"),
+                     "eval_ours_torch": ratio(r["eval_ours"], best("eval_torch", "eval_torch_cl"))})
         print(f"  measured {name}", flush=True)
-    saved = {"command": invocation(), "paddle": paddle.__version__, "torch": torch_version, "threads": args.threads,
+    saved = {"command": invocation(), "cpu": fast.cpu_model(), "isa": isa, "paddle": paddle.__version__,
+             "torch": torch_version, "threads": args.threads,
              "columns": COLUMNS, "rows": rows}
     if args.save is not None:
         args.save.parent.mkdir(parents=True, exist_ok=True)
         args.save.write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
     print("\n" + report.markdown_table(rows, COLUMNS))
     print("\nimages/s; 'ours' is paddle_cnn's Trainer (paddle.Model.fit) with the fast operators, the path every "
-          "experiment uses; 'eval: ours' is its whole-set evaluation.")
+          "experiment uses; 'eval: ours' is its whole-set evaluation. PyTorch: NCHW fp32, CL = channels-last fp32, "
+          "bf16 = bf16 autocast + channels-last; 'ours/best PyTorch' is against the faster fp32 one.")
     return 0
 
 
