@@ -182,9 +182,9 @@ def test_batch_norm_nets_reproduce_one_process_and_every_figure_checks_out(tmp_p
 
     The bound: a bias right before a batch norm is cancelled by the norm, so its gradient is float
     rounding noise, which Adam scales to full-size steps; that bias and the running mean that absorbs
-    it differ by up to ~0.04 between the runs, the evaluation losses by ~2e-4 relative, and an image
-    on a decision boundary can change sides (seen: 1 of 120 test images on an AMD EPYC; earlier CI
-    runs saw none).
+    it differ by up to ~0.04 between the runs, the evaluation losses by up to ~1.3e-3 relative (seen
+    on an Intel Xeon with AMX; ~2e-4 on an AMD EPYC), and an image on a decision boundary can change
+    sides (seen: 1 of 120 test images on the EPYC).
     Every other weight and statistic agrees to float rounding."""
     train, test = synthetic_csvs
     config = RunConfig(net="lenet_bn", train_csv=str(train), test_csv=str(test), val_size=80, epochs=2,
@@ -201,10 +201,10 @@ def test_batch_norm_nets_reproduce_one_process_and_every_figure_checks_out(tmp_p
     for a, b in zip(_metrics(two), _metrics(tmp_path / "single")):
         for key in ("train_loss", "train_acc", "val_acc"):
             assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), (key, a, b)
-        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-3), (a, b)
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=3e-3), (a, b)
     for split in ("val", "test"):  # the noisy biases can flip an image that sits on a decision boundary
         assert abs(got[split]["acc"] - want[split]["acc"]) * got[split]["n"] <= 1 + 1e-9, (split, got, want)
-        assert got[split]["loss"] == pytest.approx(want[split]["loss"], rel=1e-3)
+        assert got[split]["loss"] == pytest.approx(want[split]["loss"], rel=3e-3)
     w1 = load_file(str(tmp_path / "single" / "checkpoints" / "latest" / "model.safetensors"))
     w2 = load_file(str(two / "checkpoints" / "latest" / "model.safetensors"))
     from paddle_cnn import nets
