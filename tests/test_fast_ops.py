@@ -105,7 +105,7 @@ class _ChannelsLast3D(paddle.nn.Layer):
         self.conv, self.relu = conv, relu
 
     def forward(self, x):
-        out = _layers._conv3(self.conv, x.transpose([0, 2, 3, 4, 1]), relu=self.relu, channels_last=True)
+        out = _layers._conv3(self.conv, x.transpose([0, 2, 3, 4, 1]).contiguous(), relu=self.relu, channels_last=True)
         if out is None:
             y = self.conv(x)
             return paddle.nn.functional.relu(y) if self.relu else y
@@ -177,6 +177,16 @@ def test_hybridsn_trains_through_the_3d_operators_as_with_the_stock_kernels(ops,
         stock(False)
         got = net(x)
     np.testing.assert_allclose(got.numpy(), want.numpy(), atol=2e-5 * (float(want.abs().max()) + 1), rtol=1e-4)
+
+
+def test_one_input_channel_and_a_one_wide_strided_output_channels_last(ops):
+    """The case the property test found: oneDNN's NDHWC kernel left half this output unwritten."""
+    paddle.seed(0)
+    conv = Conv3D(1, 3, (1, 1, 2), stride=(1, 1, 2), bias_attr=False)
+    x = paddle.randn([2, 1, 1, 2, 3])
+    want = paddle.nn.functional.conv3d(x, conv.weight, stride=(1, 1, 2))
+    got = _layers._conv3(conv, x.transpose([0, 2, 3, 4, 1]).contiguous(), relu=False, channels_last=True)
+    np.testing.assert_allclose(got.numpy().transpose(0, 4, 1, 2, 3), want.numpy(), atol=1e-5)
 
 
 @_CASES
@@ -395,6 +405,32 @@ def test_fused_conv_bn_keeps_the_layers_under_autograd_or_batch_statistics(ops, 
     with paddle.no_grad():
         conv_bn(conv, bn, x, relu=True)  # no autograd, but batch statistics
     assert x.grad is not None and conv.weight.grad is not None and bn.weight.grad is not None
+
+
+def test_each_unit_path_is_taken_where_its_conditions_hold(ops, stock):
+    P = _layers.UnitPath
+    conv, bn = Conv2D(3, 4, 3, padding=1), BatchNorm2D(4)
+    x = paddle.randn([2, 3, 8, 8])
+    x.stop_gradient = False
+    path = lambda **kw: _layers.unit_path(conv, bn, x, **kw)  # noqa: E731
+    assert path() is P.LAYER_BY_LAYER  # autograd, NCHW asked for
+    assert path(channels_last=True) is P.LAYER_BY_LAYER  # outside a chain a unit gives NCHW
+    with channels_last_chain():
+        assert path(channels_last=True) is P.CHANNELS_LAST_TRAINING
+        assert isinstance(conv_bn(conv, bn, x, relu=True, channels_last=True), ChannelsLast)
+        with paddle.no_grad():
+            assert path(channels_last=True) is P.CHANNELS_LAST_TRAINING  # batch statistics: not foldable
+            bn.eval()
+            assert path(channels_last=True) is P.FUSED_INFERENCE
+            handle = bn.register_forward_post_hook(lambda *a: None)
+            assert path(channels_last=True) is P.LAYER_BY_LAYER  # a hook sees each layer
+            handle.remove()
+            stock(True)
+            assert path(channels_last=True) is P.LAYER_BY_LAYER  # no operators
+            stock(False)
+            assert path() is P.FUSED_INFERENCE
+    reflect = Conv2D(3, 4, 3, padding=1, padding_mode="reflect")
+    assert _layers.unit_path(reflect, None, x) is P.LAYER_BY_LAYER  # settings the operators lack
 
 
 @pytest.mark.parametrize("name", nets.list_nets())
