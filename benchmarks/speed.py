@@ -411,7 +411,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     paddle.set_device("cpu")
     if fast.ops() is None:
         print(f"the fast operators are unavailable ({fast.unavailable_reason()}): both Paddle columns are stock")
-    fast.set_threads(args.threads)
+    fast.setup_process(args.threads)
     try:
         import torch
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from paddle_cnn import analysis, nets
+from paddle_cnn import analysis, fast, nets
 from paddle_cnn.entry import run_command
 from paddle_cnn.errors import ConfigError
 
@@ -103,7 +103,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from paddle_cnn.training import build_data, evaluate_network, load_model
     from paddle_cnn.training.trainer import select_device
 
-    select_device(args.device)
+    if select_device(args.device) == "cpu":
+        fast.setup_process()
     net, config, state = load_model(args.run_dir, args.which)
     moved = {k: getattr(args, k) for k in ("data_dir", "train_csv", "test_csv") if getattr(args, k)}
     config = dataclasses.replace(config, **moved).with_absolute_paths()
@@ -127,8 +128,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if (args.model / EXPORT_META).is_file() and args.device == "gpu":
         raise ConfigError(f"{args.model}: an export is predicted on CPU here (Paddle Inference with oneDNN); "
                           "give the run folder with --device gpu to predict on the GPU")
-    if not (args.model / EXPORT_META).is_file():
-        select_device(args.device)
+    if not (args.model / EXPORT_META).is_file() and select_device(args.device) == "cpu":
+        fast.setup_process()  # the dygraph net's operators (an export runs in Paddle Inference)
     predictor = open_predictor(args.model, args.which)
     meta, contract = predictor.meta, predictor.contract
     if args.lang not in meta["classes"]:

@@ -5,18 +5,24 @@ Built once per environment with ``paddle.utils.cpp_extension`` into
 ``~/.cache/paddle_cnn/ops/<key>/`` (``$PADDLE_CNN_CACHE`` moves it), where the key covers the
 source, Paddle's version and the Python ABI; processes that start together wait for one build.
 The project's layer classes (:mod:`paddle_cnn.nets._layers`) call :func:`ops`; when it returns
-None they use Paddle's own kernels. ``PADDLE_CNN_FAST_OPS=0`` switches the operators off; when they
+None they use Paddle's own kernels. Loading changes nothing else in the process: what the operators
+want process-wide (oneDNN's thread count, glibc keeping freed memory) is :func:`setup_process`, an
+explicit step of the Trainer, the CLI's evaluate and predict and the benchmarks; a program of your
+own that runs the nets calls it once. ``PADDLE_CNN_FAST_OPS=0`` switches the operators off; when they
 cannot be built or loaded (no compiler, no oneDNN headers, another platform), one line on stderr
 says why and training goes on with the stock kernels.
 """
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import hashlib
 import os
 import sys
 import sysconfig
 from pathlib import Path
+from dataclasses import dataclass
 from types import ModuleType
 from typing import List, Optional
 
@@ -26,9 +32,6 @@ SOURCE = Path(__file__).with_name("onednn_ops.cc")
 SWITCH = "PADDLE_CNN_FAST_OPS"
 HEADERS_ENV = "PADDLE_CNN_ONEDNN_INCLUDE"  # a folder holding oneapi/dnnl/dnnl.hpp, if not in the environment
 
-_state = {"loaded": False, "module": None, "reason": None}
-
-
 class FastOpsUnavailable(RuntimeError):
     """Why the operators could not be built or loaded (shown once, as one line)."""
 
@@ -37,23 +40,70 @@ def enabled() -> bool:
     return os.environ.get(SWITCH, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
+@dataclass(frozen=True)
+class Library:
+    """The operators, built and loaded once per process: Paddle's operator module and the plain C
+    functions of the same shared library (threads, instruction set, cache size)."""
+
+    module: ModuleType
+    cdll: ctypes.CDLL
+
+    def set_threads(self, n: int) -> None:
+        self.cdll.pcnn_set_threads(int(n))
+
+    def threads(self) -> int:
+        return int(self.cdll.pcnn_get_threads())
+
+    def cpu_isa(self) -> str:
+        self.cdll.pcnn_cpu_isa.restype = ctypes.c_char_p
+        return self.cdll.pcnn_cpu_isa().decode()
+
+    def cached_primitives(self) -> int:
+        self.cdll.pcnn_cached_primitives.restype = ctypes.c_long
+        return int(self.cdll.pcnn_cached_primitives())
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    library: Optional[Library]
+    reason: Optional[str]
+
+
+@functools.lru_cache(maxsize=None)
+def _load_once() -> _Loaded:
+    """Build (if needed) and load the operators; the one place that may say on stderr that it could not."""
+    try:
+        module = _load()
+    except FastOpsUnavailable as exc:
+        print(f"paddle_cnn: fast CPU conv/pool operators unavailable ({exc}); using Paddle's own kernels",
+              file=sys.stderr, flush=True)
+        return _Loaded(None, str(exc))
+    so = next(Path(module.__file__).parent.rglob("paddle_cnn_onednn*.so"))
+    return _Loaded(Library(module, ctypes.CDLL(str(so))), None)
+
+
+def library() -> Optional[Library]:
+    """The loaded operators, or None (switched off, or unavailable: said once on stderr)."""
+    return _load_once().library if enabled() else None
+
+
 def ops() -> Optional[ModuleType]:
-    """The loaded operator module, or None (switched off, or unavailable: said once on stderr)."""
-    if not enabled():
-        return None
-    if not _state["loaded"]:
-        _state["loaded"] = True
-        try:
-            _state["module"] = _load()
-        except FastOpsUnavailable as exc:
-            _state["reason"] = str(exc)
-            print(f"paddle_cnn: fast CPU conv/pool operators unavailable ({exc}); using Paddle's own kernels",
-                  file=sys.stderr, flush=True)
-    if _state["module"] is not None and "threads_set" not in _state:
-        _state["threads_set"] = True
-        set_threads(default_threads())
+    """The operator module the layers call, or None (then they take Paddle's own kernels)."""
+    lib = library()
+    return None if lib is None else lib.module
+
+
+def setup_process(threads: int = 0, processes: int = 1) -> int:
+    """What the operators want of the whole process, set by each entry point before it runs a net:
+    oneDNN's threads (``threads``, or :func:`default_threads` for ``processes`` sharing the cores) and
+    glibc keeping freed memory (:func:`keep_freed_memory`). Returns the thread count; sets nothing
+    where the operators are unavailable or switched off."""
+    n = threads or default_threads(processes)
+    lib = library()
+    if lib is not None:
+        lib.set_threads(n)
         keep_freed_memory()
-    return _state["module"]
+    return n
 
 
 # glibc's mallopt parameters (malloc.h) and the environment variables that set them at start-up.
@@ -61,6 +111,7 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
 
 
+@functools.lru_cache(maxsize=None)  # once per process
 def keep_freed_memory() -> bool:
     """Let glibc keep large freed blocks for reuse instead of unmapping them; True when set.
 
@@ -70,12 +121,8 @@ def keep_freed_memory() -> bool:
     process keeps its peak heap instead. Left alone when the user tunes malloc through the
     environment, and off with the operators (``PADDLE_CNN_FAST_OPS=0``).
     """
-    if "keep_freed" in _state:
-        return _state["keep_freed"]
-    _state["keep_freed"] = False
     if not sys.platform.startswith("linux") or any(v in os.environ for v in _MALLOC_ENV):
         return False
-    import ctypes
     import ctypes.util
 
     try:
@@ -83,12 +130,12 @@ def keep_freed_memory() -> bool:
         mallopt = libc.mallopt
     except (OSError, AttributeError):  # not glibc (musl has no mallopt)
         return False
-    _state["keep_freed"] = bool(mallopt(_M_MMAP_THRESHOLD, 1 << 30) and mallopt(_M_TRIM_THRESHOLD, (1 << 31) - 1))
-    return _state["keep_freed"]
+    return bool(mallopt(_M_MMAP_THRESHOLD, 1 << 30) and mallopt(_M_TRIM_THRESHOLD, (1 << 31) - 1))
 
 
 def unavailable_reason() -> Optional[str]:
-    return _state["reason"]
+    """Why the operators could not be loaded (None when they were, or were never asked for)."""
+    return _load_once().reason if _load_once.cache_info().currsize else None
 
 
 def default_threads(processes: int = 1) -> int:
@@ -107,14 +154,14 @@ def available_cores() -> int:
 
 def set_threads(n: int) -> None:
     """Threads the operators give oneDNN (no effect when they are unavailable)."""
-    lib = _library()
+    lib = library()
     if lib is not None:
-        lib.pcnn_set_threads(int(n))
+        lib.set_threads(n)
 
 
 def get_threads() -> Optional[int]:
-    lib = _library()
-    return None if lib is None else int(lib.pcnn_get_threads())
+    lib = library()
+    return None if lib is None else lib.threads()
 
 
 # oneDNN's instruction sets with native bf16 arithmetic (its bf16 kernels need one of them).
@@ -123,24 +170,14 @@ BF16_ISAS = ("avx512_core_bf16", "avx512_core_fp16", "avx512_core_amx", "avx512_
 
 def cpu_isa() -> Optional[str]:
     """The instruction set oneDNN uses on this CPU (``avx512_core_amx``, ``avx2``, ...), None without the operators."""
-    lib = _library()
-    if lib is None:
-        return None
-    import ctypes
-
-    lib.pcnn_cpu_isa.restype = ctypes.c_char_p
-    return lib.pcnn_cpu_isa().decode()
+    lib = library()
+    return None if lib is None else lib.cpu_isa()
 
 
 def cached_primitives() -> Optional[int]:
     """oneDNN primitives the operators keep for reuse (each cache holds its 128 most recently used)."""
-    lib = _library()
-    if lib is None:
-        return None
-    import ctypes
-
-    lib.pcnn_cached_primitives.restype = ctypes.c_long
-    return int(lib.pcnn_cached_primitives())
+    lib = library()
+    return None if lib is None else lib.cached_primitives()
 
 
 def cpu_model() -> str:
@@ -154,19 +191,6 @@ def cpu_model() -> str:
     import platform
 
     return platform.processor() or platform.machine()
-
-
-def _library():
-    """The operators' shared library through ctypes, for its two plain C functions."""
-    module = ops()
-    if module is None:
-        return None
-    if "cdll" not in _state:
-        import ctypes
-
-        so = next(Path(module.__file__).parent.rglob("paddle_cnn_onednn*.so"))
-        _state["cdll"] = ctypes.CDLL(str(so))
-    return _state["cdll"]
 
 
 def header_dirs() -> List[Path]:

@@ -16,6 +16,7 @@ as slow as the convolution.
 from __future__ import annotations
 
 import contextlib
+import enum
 import math
 import os
 import threading
@@ -26,6 +27,7 @@ import paddle.nn.functional as F
 from paddle import nn
 
 from .. import fast
+from ._paddle import conv_settings, norm_settings, watched
 from ._registry import padding_pairs
 
 
@@ -51,10 +53,11 @@ def _pair(value) -> List[int]:
 def _conv_args(conv: "Conv2D"):
     """(stride, [top, bottom, left, right], dilation, groups) for the operators, or None where they do not
     cover ``conv``'s settings (padding modes, NHWC, 'SAME'/'VALID')."""
-    if conv._padding_mode != "zeros" or conv._data_format != "NCHW" or conv._padding_algorithm != "EXPLICIT":
+    c = conv_settings(conv)
+    if c.padding_mode != "zeros" or c.data_format != "NCHW" or not c.explicit:
         return None
-    pads = _four(conv._updated_padding)
-    return None if pads is None else (_pair(conv._stride), pads, _pair(conv._dilation), int(conv._groups))
+    pads = _four(c.padding)
+    return None if pads is None else (_pair(c.stride), pads, _pair(c.dilation), c.groups)
 
 
 def _conv(ops, conv: "Conv2D", x, args, channels_last_in: bool, channels_last_out: bool):
@@ -76,25 +79,26 @@ class Conv2D(nn.Conv2D):
         if args is not None:
             return _conv(ops, self, x, args, False, False)
         # Paddle's own path pads reflect/replicate/circular modes itself before its convolution.
-        if (self.bias is None or self._padding_mode != "zeros" or not paddle.in_dynamic_mode()
-                or not x.place.is_cpu_place()):
+        c = conv_settings(self)
+        if self.bias is None or c.padding_mode != "zeros" or not paddle.in_dynamic_mode() or not x.place.is_cpu_place():
             return super().forward(x)
-        out = F.conv2d(x, self.weight, bias=None, stride=self._stride, padding=self._padding,
-                       dilation=self._dilation, groups=self._groups, data_format=self._data_format)
-        shape = [1, -1, 1, 1] if self._data_format == "NCHW" else [1, 1, 1, -1]
+        out = F.conv2d(x, self.weight, bias=None, stride=c.stride, padding=c.given_padding,
+                       dilation=c.dilation, groups=c.groups, data_format=c.data_format)
+        shape = [1, -1, 1, 1] if c.data_format == "NCHW" else [1, 1, 1, -1]
         return out + paddle.expand_as(self.bias.reshape(shape), out)
 
 
 def _conv3_args(conv: "Conv3D"):
     """(stride, [front, back, top, bottom, left, right], dilation, groups) for the 3-D operators, or None
     where they do not cover ``conv``'s settings (padding modes, NDHWC, 'SAME'/'VALID')."""
-    if conv._padding_mode != "zeros" or conv._data_format != "NCDHW" or conv._padding_algorithm != "EXPLICIT":
+    c = conv_settings(conv)
+    if c.padding_mode != "zeros" or c.data_format != "NCDHW" or not c.explicit:
         return None
-    pairs = () if isinstance(conv._updated_padding, str) else padding_pairs(conv._updated_padding, 3)
+    pairs = () if isinstance(c.padding, str) else padding_pairs(c.padding, 3)
     if len(pairs) != 3:
         return None
     triple = lambda v: [int(v)] * 3 if isinstance(v, int) else [int(u) for u in v]  # noqa: E731
-    return triple(conv._stride), [int(v) for pair in pairs for v in pair], triple(conv._dilation), int(conv._groups)
+    return triple(c.stride), [int(v) for pair in pairs for v in pair], triple(c.dilation), c.groups
 
 
 def _conv3(conv: "Conv3D", x, relu: bool, channels_last: bool = False):
@@ -233,14 +237,16 @@ NORM_MIN_PLANE = 14 * 14
 def _affine_norm(bn: "BatchNorm2D") -> bool:
     """True when ``bn`` is a fixed per-channel affine map: running statistics outside autograd
     (evaluation and prediction run under paddle.no_grad), NCHW, with its scale and shift."""
-    return (not bn.training and bn._use_global_stats is not False and not paddle.is_grad_enabled()
-            and bn._data_format == "NCHW" and bn.weight is not None and bn.bias is not None)
+    n = norm_settings(bn)
+    return (not bn.training and n.use_global_stats is not False and not paddle.is_grad_enabled()
+            and n.data_format == "NCHW" and bn.weight is not None and bn.bias is not None)
 
 
 def _data_parallel_statistics(bn) -> bool:
     """True when ``bn`` normalises with batch statistics inside a data-parallel job: then the batch is
     the global one, split over the processes, and its statistics must be too."""
-    return bn.training and not bn._use_global_stats and int(os.environ.get("PADDLE_TRAINERS_NUM", "1")) > 1
+    return (bn.training and not norm_settings(bn).use_global_stats
+            and int(os.environ.get("PADDLE_TRAINERS_NUM", "1")) > 1)
 
 
 class _SumOverProcesses(paddle.autograd.PyLayer):
@@ -281,14 +287,15 @@ def synchronized_batch_norm(x, bn, channel_axis: int = 1):
     mean = stats[:channels] / count
     centred = x - mean.reshape(shape)
     variance = _SumOverProcesses.apply((centred * centred).sum(axes)) / count
-    y = centred / paddle.sqrt(variance.reshape(shape) + bn._epsilon)
+    n = norm_settings(bn)
+    y = centred / paddle.sqrt(variance.reshape(shape) + n.epsilon)
     if bn.weight is not None:
         y = y * bn.weight.reshape(shape)
     if bn.bias is not None:
         y = y + bn.bias.reshape(shape)
     with paddle.no_grad():  # running = momentum * running + (1 - momentum) * batch
-        bn._mean.lerp_(mean.detach(), 1.0 - bn._momentum)
-        bn._variance.lerp_(variance.detach(), 1.0 - bn._momentum)
+        n.mean.lerp_(mean.detach(), 1.0 - n.momentum)
+        n.variance.lerp_(variance.detach(), 1.0 - n.momentum)
     return y
 
 
@@ -297,7 +304,7 @@ class BatchNorm1D(nn.BatchNorm1D):
 
     def forward(self, x):
         if _data_parallel_statistics(self):
-            return synchronized_batch_norm(x, self, 1 if self._data_format in ("NC", "NCL") else -1)
+            return synchronized_batch_norm(x, self, 1 if norm_settings(self).data_format in ("NC", "NCL") else -1)
         return super().forward(x)
 
 
@@ -308,12 +315,12 @@ class BatchNorm2D(nn.BatchNorm2D):
 
     def forward(self, x):
         if _data_parallel_statistics(self):
-            return synchronized_batch_norm(x, self, 1 if self._data_format == "NCHW" else -1)
+            return synchronized_batch_norm(x, self, 1 if norm_settings(self).data_format == "NCHW" else -1)
         if _affine_norm(self):
             ops = _fast_ops(x)  # 4-D CPU float32 in dygraph
             if ops is not None and x.shape[2] * x.shape[3] >= NORM_MIN_PLANE:
-                return ops.pcnn_batch_norm_infer(x, self._mean, self._variance, self.weight, self.bias,
-                                                 float(self._epsilon))
+                n = norm_settings(self)
+                return ops.pcnn_batch_norm_infer(x, n.mean, n.variance, self.weight, self.bias, n.epsilon)
         return super().forward(x)
 
 
@@ -354,6 +361,11 @@ def channels_last_chain():
         _chain.depth = depth
 
 
+def in_channels_last_chain() -> bool:
+    """True inside :func:`channels_last_chain` (on this thread)."""
+    return getattr(_chain, "depth", 0) > 0
+
+
 def plain(x):
     """``x`` as an NCHW tensor (a plain tensor is returned as is)."""
     return x.data.transpose([0, 3, 1, 2]).contiguous() if isinstance(x, ChannelsLast) else x
@@ -367,7 +379,7 @@ def _nhwc(x):
 def _observed(*layers) -> bool:
     """True when a forward hook watches one of ``layers`` (paddle.summary's do): the operators below
     would skip them, so they run one by one."""
-    return any(layer is not None and (layer._forward_pre_hooks or layer._forward_post_hooks) for layer in layers)
+    return any(watched(layer) for layer in layers)
 
 
 def _batch_norm_nhwc(ops, bn: BatchNorm2D, x, relu: bool):
@@ -378,50 +390,88 @@ def _batch_norm_nhwc(ops, bn: BatchNorm2D, x, relu: bool):
     """
     if _data_parallel_statistics(bn):
         return synchronized_batch_norm(x, bn, channel_axis=3), False
-    if bn.training and not bn._use_global_stats and bn.weight is not None and bn.bias is not None:
-        y, mean, variance, _ = ops.pcnn_batch_norm_train(x, bn.weight, bn.bias, float(bn._epsilon), relu)
+    n = norm_settings(bn)
+    if bn.training and not n.use_global_stats and bn.weight is not None and bn.bias is not None:
+        y, mean, variance, _ = ops.pcnn_batch_norm_train(x, bn.weight, bn.bias, n.epsilon, relu)
         with paddle.no_grad():  # running = momentum * running + (1 - momentum) * batch
-            bn._mean.lerp_(mean, 1.0 - bn._momentum)
-            bn._variance.lerp_(variance, 1.0 - bn._momentum)
+            n.mean.lerp_(mean, 1.0 - n.momentum)
+            n.variance.lerp_(variance, 1.0 - n.momentum)
         return y, relu
-    return F.batch_norm(x, bn._mean, bn._variance, weight=bn.weight, bias=bn.bias, training=bn.training,
-                        momentum=bn._momentum, epsilon=bn._epsilon, data_format="NHWC",
-                        use_global_stats=bn._use_global_stats), False
+    return F.batch_norm(x, n.mean, n.variance, weight=bn.weight, bias=bn.bias, training=bn.training,
+                        momentum=n.momentum, epsilon=n.epsilon, data_format="NHWC",
+                        use_global_stats=n.use_global_stats), False
+
+
+class UnitPath(enum.Enum):
+    """How :func:`conv_bn` runs a conv-norm-add-ReLU unit."""
+
+    FUSED_INFERENCE = "one oneDNN convolution, the norm folded in, the add and ReLU as post-ops"
+    CHANNELS_LAST_TRAINING = "the convolution and the norm operators on NHWC maps, handed on as ChannelsLast"
+    LAYER_BY_LAYER = "the layers one after the other, NCHW out"
+
+
+def unit_path(conv: Conv2D, bn: Optional[BatchNorm2D], x, channels_last: bool = False) -> UnitPath:
+    """The path :func:`conv_bn` takes for these layers and input, and why: the fast path needs the
+    operators for ``x`` (CPU float32 in dygraph), settings they cover and no hook on the layers; then
+    without autograd and with running statistics it is fused, and inside :func:`channels_last_chain`
+    a unit asked for ``channels_last`` trains on NHWC maps."""
+    data = x.data if isinstance(x, ChannelsLast) else x
+    if _fast_ops(data) is None or _observed(conv, bn) or _conv_args(conv) is None:
+        return UnitPath.LAYER_BY_LAYER
+    if not paddle.is_grad_enabled() and (bn is None or _affine_norm(bn)):
+        return UnitPath.FUSED_INFERENCE
+    if channels_last and in_channels_last_chain() and (bn is None or norm_settings(bn).data_format == "NCHW"):
+        return UnitPath.CHANNELS_LAST_TRAINING
+    return UnitPath.LAYER_BY_LAYER
 
 
 def conv_bn(conv: Conv2D, bn: Optional[BatchNorm2D], x, relu: bool = False, residual=None,
             channels_last: bool = False):
     """``conv(x)``, then ``bn`` (if given), plus ``residual`` (if given; of the output's shape), then
-    ReLU if ``relu``: the conv-norm(-add)(-ReLU) unit of ResNets and Inception blocks.
-
-    On the fast path, in inference (no autograd, ``bn`` with running statistics) it is one oneDNN
-    convolution with the norm folded into its weights and the add and ReLU as post-ops, instead of
-    four passes over the output. With ``channels_last``, inside :func:`channels_last_chain`, it returns
-    :class:`ChannelsLast` maps on the fast path, in training too (``x`` and ``residual`` may be
-    either kind). Anywhere else, and when
-    a forward hook watches ``conv`` or ``bn``, the layers run one after the other on NCHW tensors.
+    ReLU if ``relu``: the conv-norm(-add)(-ReLU) unit of ResNets and Inception blocks, on the path
+    :func:`unit_path` names. ``x`` and ``residual`` may be NCHW tensors or :class:`ChannelsLast` maps;
+    the result is :class:`ChannelsLast` with ``channels_last`` inside :func:`channels_last_chain` on
+    the fast path, an NCHW tensor otherwise (a block called on its own gives what a Paddle layer gives).
     """
+    path = unit_path(conv, bn, x, channels_last)
+    channels_last = channels_last and in_channels_last_chain()
+    if path is UnitPath.FUSED_INFERENCE:
+        return _fused_inference(conv, bn, x, relu, residual, channels_last)
+    if path is UnitPath.CHANNELS_LAST_TRAINING:
+        return _channels_last_training(conv, bn, x, relu, residual)
+    return _layer_by_layer(conv, bn, x, relu, residual)
+
+
+def _fused_inference(conv, bn, x, relu, residual, channels_last):
     cl_in = isinstance(x, ChannelsLast)
     data = x.data if cl_in else x
-    channels_last = channels_last and getattr(_chain, "depth", 0) > 0
-    ops = _fast_ops(data)
+    n = None if bn is None else norm_settings(bn)
+    norm = [None] * 4 if bn is None else [n.mean, n.variance, bn.weight, bn.bias]
+    res = None if residual is None else (_nhwc(residual) if channels_last else plain(residual))
+    out = fast.ops().pcnn_conv_infer(data, conv.weight, conv.bias, *norm, res, *_conv_args(conv),
+                                     1e-5 if bn is None else n.epsilon, relu, cl_in, channels_last)
+    return ChannelsLast(out) if channels_last else out
+
+
+def _channels_last_training(conv, bn, x, relu, residual):
+    ops = fast.ops()
+    cl_in = isinstance(x, ChannelsLast)
+    y = _conv(ops, conv, x.data if cl_in else x, _conv_args(conv), cl_in, True)
+    done = False  # whether the ReLU ran already (fused into the norm)
+    if bn is not None:
+        y, done = _batch_norm_nhwc(ops, bn, y, relu and residual is None)
+    if residual is not None:
+        y = y + _nhwc(residual)
+    return ChannelsLast(_relu(y) if relu and not done else y)
+
+
+def _layer_by_layer(conv, bn, x, relu, residual):
+    ops = _fast_ops(x.data) if isinstance(x, ChannelsLast) else None
     args = None if ops is None or _observed(conv, bn) else _conv_args(conv)
-    if args is not None and not paddle.is_grad_enabled() and (bn is None or _affine_norm(bn)):
-        norm = [None] * 4 if bn is None else [bn._mean, bn._variance, bn.weight, bn.bias]
-        res = None if residual is None else (_nhwc(residual) if channels_last else plain(residual))
-        out = ops.pcnn_conv_infer(data, conv.weight, conv.bias, *norm, res, *args,
-                                  1e-5 if bn is None else float(bn._epsilon), relu, cl_in, channels_last)
-        return ChannelsLast(out) if channels_last else out
-    if args is not None and channels_last and (bn is None or bn._data_format == "NCHW"):
-        y = _conv(ops, conv, data, args, cl_in, True)
-        done = False  # whether the ReLU ran already (fused into the norm)
-        if bn is not None:
-            y, done = _batch_norm_nhwc(ops, bn, y, relu and residual is None)
-        if residual is not None:
-            y = y + _nhwc(residual)
-        return ChannelsLast(_relu(y) if relu and not done else y)
-    # NHWC maps into an NCHW result: the operator reads them as they are (plain() would transpose).
-    y = _conv(ops, conv, data, args, True, False) if cl_in and args is not None else conv(plain(x))
+    if args is not None:  # NHWC maps read as they are (plain() would transpose them)
+        y = _conv(ops, conv, x.data, args, True, False)
+    else:
+        y = conv(plain(x))
     if bn is not None:
         y = bn(y)
     if residual is not None:
@@ -444,7 +494,7 @@ class ConvNormReLU(nn.Sequential):
         self.channels_last = channels_last
 
     def forward(self, x):
-        conv, bn, act = self._sub_layers.values()
+        conv, bn, act = list(self.children())
         if _observed(act):
             return super().forward(plain(x))
         return conv_bn(conv, bn, x, relu=True, channels_last=self.channels_last)

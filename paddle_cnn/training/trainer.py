@@ -107,7 +107,7 @@ class Trainer:
                       file=sys.stderr, flush=True)
             self.threads = cores
         if self.device == "cpu":  # GPU runs never build or load the CPU operators
-            fast.set_threads(self.threads)  # no effect where they are unavailable
+            fast.setup_process(self.threads)  # threads and malloc; no effect where they are unavailable
         if config.amp and self.device != "gpu":
             raise ConfigError("amp=True needs a GPU (mixed precision is not used on CPU); drop --amp")
         self.data = data if data is not None else build_data(config)
