@@ -209,10 +209,10 @@ def test_the_primitive_cache_is_bounded_and_reuses_a_shape_it_has(ops):
     w = paddle.randn([2, 1, 3, 3])
     before = fast.cached_primitives()
     for n in range(1, 301):  # 300 batch sizes: 300 geometries for the forward convolution's cache
-        ops.pcnn_conv2d(paddle.randn([n, 1, 3, 3]), w, [1, 1], [0, 0, 0, 0], [1, 1], 1, False, False)
+        ops.pcnn_conv2d(paddle.randn([n, 1, 3, 3]), w, [1, 1], [0, 0, 0, 0], [1, 1], 1, False, False, False)
     grown = fast.cached_primitives()
     assert 0 <= grown - before <= 128  # that cache keeps its 128 most recently used
-    ops.pcnn_conv2d(paddle.randn([300, 1, 3, 3]), w, [1, 1], [0, 0, 0, 0], [1, 1], 1, False, False)
+    ops.pcnn_conv2d(paddle.randn([300, 1, 3, 3]), w, [1, 1], [0, 0, 0, 0], [1, 1], 1, False, False, False)
     assert fast.cached_primitives() == grown  # still held: nothing new built
 
 
@@ -226,7 +226,7 @@ def test_the_3d_operators_check_their_arguments_before_building_anything(ops):
            ((x, paddle.randn([3, 1, 3, 3, 3]), [1, 1, 1], [0] * 6, [1, 1, 1], 1), "input channels per group")]
     for args, message in bad:
         with pytest.raises(Exception, match=message):
-            ops.pcnn_conv3d(*args, False, False, False)
+            ops.pcnn_conv3d(*args, False, False, False, False)
 
 
 @_CASES
@@ -313,11 +313,13 @@ _CONVS = ("pcnn_conv_infer", "pcnn_conv2d", "pcnn_conv2d_bias", "pcnn_conv2d_wgr
 
 def _recorded(ops, monkeypatch, *others):
     """A list that every later call of the convolution operators and ``others`` appends
-    (name, last two attributes) to; the operators still run."""
+    (name, last two attributes) to, the convolutions' layout flags (channels-last in, out) in place of
+    their last two; the operators still run."""
     calls = []
     for name in _CONVS + others:
         original = getattr(ops, name)
-        monkeypatch.setattr(ops, name, lambda *a, _f=original, _n=name: calls.append((_n, a[-2:])) or _f(*a))
+        pick = (lambda a: a[-3:-1]) if name in _CONVS else (lambda a: a[-2:])  # the convolutions end with bf16
+        monkeypatch.setattr(ops, name, lambda *a, _f=original, _n=name, _p=pick: calls.append((_n, _p(a))) or _f(*a))
     return calls
 
 

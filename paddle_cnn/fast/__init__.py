@@ -174,6 +174,17 @@ def cpu_isa() -> Optional[str]:
     return None if lib is None else lib.cpu_isa()
 
 
+def bf16_unavailable_reason() -> Optional[str]:
+    """Why the convolutions cannot compute in bf16 here (None when they can): they need the operators
+    and a CPU whose bf16 arithmetic is native (oneDNN would otherwise emulate it, slower than fp32)."""
+    isa = cpu_isa()
+    if isa is None:
+        return f"the fast CPU operators are unavailable ({unavailable_reason() or 'switched off'})"
+    if isa not in BF16_ISAS:
+        return f"this CPU ({cpu_model()}) has no native bf16: oneDNN runs {isa} here, bf16 needs avx512_bf16 or AMX"
+    return None
+
+
 def cached_primitives() -> Optional[int]:
     """oneDNN primitives the operators keep for reuse (each cache holds its 128 most recently used)."""
     lib = library()

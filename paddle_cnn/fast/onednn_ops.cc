@@ -163,15 +163,20 @@ struct ConvPrims {
   dnnl::convolution_backward_weights bwd_weights_prim;
 };
 
-std::shared_ptr<ConvPrims> conv_prims(const Conv& c, bool bias, bool cl_in, bool cl_out) {
+std::shared_ptr<ConvPrims> conv_prims(const Conv& c, bool bias, bool cl_in, bool cl_out, bool bf16) {
   auto key = key_of({c.n, c.ic, c.ih, c.iw, c.oc, c.kh, c.kw, c.groups, c.strides[0], c.strides[1], c.dilates[0],
                      c.dilates[1], c.pad_l[0], c.pad_l[1], c.pad_r[0], c.pad_r[1], (int64_t)bias, (int64_t)cl_in,
-                     (int64_t)cl_out});
+                     (int64_t)cl_out, (int64_t)bf16});
   return cached<ConvPrims>(key, [&] {
     auto& eng = cpu_engine();
-    memory::desc src({c.n, c.ic, c.ih, c.iw}, dt::f32, cl_in ? tag::nhwc : tag::any);
-    memory::desc wei(weight_dims(c), dt::f32, tag::any);
+    // With bf16 the convolution reads bf16 maps and weights (converted from Paddle's float32 ones as
+    // they are reordered) and writes float32; the gradients it reads are bf16, those it writes float32.
+    const dt lo = bf16 ? dt::bf16 : dt::f32;
+    memory::desc src({c.n, c.ic, c.ih, c.iw}, lo, cl_in ? tag::nhwc : tag::any);
+    memory::desc dsrc({c.n, c.ic, c.ih, c.iw}, dt::f32, cl_in ? tag::nhwc : tag::any);
+    memory::desc wei(weight_dims(c), lo, tag::any), dwei(weight_dims(c), dt::f32, tag::any);
     memory::desc dst({c.n, c.oc, c.oh, c.ow}, dt::f32, cl_out ? tag::nhwc : tag::any);
+    memory::desc ddst({c.n, c.oc, c.oh, c.ow}, lo, cl_out ? tag::nhwc : tag::any);
     memory::desc b({c.oc}, dt::f32, tag::x);
     auto fwd = bias ? dnnl::convolution_forward::primitive_desc(
                           eng, dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src, wei, b, dst,
@@ -180,18 +185,18 @@ std::shared_ptr<ConvPrims> conv_prims(const Conv& c, bool bias, bool cl_in, bool
                           eng, dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src, wei, dst,
                           c.strides, c.dilates, c.pad_l, c.pad_r);
     auto bwd_data = dnnl::convolution_backward_data::primitive_desc(
-        eng, dnnl::algorithm::convolution_direct, src, wei, dst, c.strides, c.dilates, c.pad_l, c.pad_r, fwd);
+        eng, dnnl::algorithm::convolution_direct, dsrc, wei, ddst, c.strides, c.dilates, c.pad_l, c.pad_r, fwd);
     // A strided 1x1 kernel's weight gradient on NHWC maps (oneDNN's reduce-to-unit-stride 1x1 kernel)
     // crashed or hung for output channels that are not a multiple of 16 (3, 5, 7, 8 seen; oneDNN 3.6):
     // there oneDNN picks the layouts and the maps are reordered to them.
     const bool strided_1x1 = c.kh == 1 && c.kw == 1 && (c.strides[0] > 1 || c.strides[1] > 1);
-    memory::desc wsrc = strided_1x1 ? memory::desc({c.n, c.ic, c.ih, c.iw}, dt::f32, tag::any) : src;
-    memory::desc wdst = strided_1x1 ? memory::desc({c.n, c.oc, c.oh, c.ow}, dt::f32, tag::any) : dst;
+    memory::desc wsrc = strided_1x1 ? memory::desc({c.n, c.ic, c.ih, c.iw}, lo, tag::any) : src;
+    memory::desc wdst = strided_1x1 ? memory::desc({c.n, c.oc, c.oh, c.ow}, lo, tag::any) : ddst;
     auto bwd_weights = bias ? dnnl::convolution_backward_weights::primitive_desc(
-                                  eng, dnnl::algorithm::convolution_direct, wsrc, wei, b, wdst, c.strides, c.dilates,
+                                  eng, dnnl::algorithm::convolution_direct, wsrc, dwei, b, wdst, c.strides, c.dilates,
                                   c.pad_l, c.pad_r, fwd)
                             : dnnl::convolution_backward_weights::primitive_desc(
-                                  eng, dnnl::algorithm::convolution_direct, wsrc, wei, wdst, c.strides, c.dilates,
+                                  eng, dnnl::algorithm::convolution_direct, wsrc, dwei, wdst, c.strides, c.dilates,
                                   c.pad_l, c.pad_r, fwd);
     return ConvPrims{fwd, bwd_data, bwd_weights, dnnl::convolution_forward(fwd),
                      dnnl::convolution_backward_data(bwd_data), dnnl::convolution_backward_weights(bwd_weights)};
@@ -318,12 +323,13 @@ std::vector<paddle::Tensor> run_backward(dnnl::stream& s, ConvPrims& p, const me
 
 std::vector<paddle::Tensor> conv_forward(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor* b,
                                          const std::vector<int>& strides, const std::vector<int>& paddings,
-                                         const std::vector<int>& dilations, int groups, bool cl_in, bool cl_out) {
+                                         const std::vector<int>& dilations, int groups, bool cl_in, bool cl_out,
+                                         bool bf16) {
   apply_threads();
   check_cpu_f32(x, "input");
   check_cpu_f32(w, "weight");
   auto c = conv_geometry(nchw_of(x.shape(), cl_in), w.shape(), strides, paddings, dilations, groups);
-  auto held = conv_prims(c, b != nullptr, cl_in, cl_out);
+  auto held = conv_prims(c, b != nullptr, cl_in, cl_out, bf16);
   auto& p = *held;
   dnnl::stream s(cpu_engine());
   auto out = empty_like_shape(out_shape_of(c, cl_out));
@@ -344,10 +350,10 @@ std::vector<paddle::Tensor> conv_forward(const paddle::Tensor& x, const paddle::
 std::vector<paddle::Tensor> conv_backward(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor& dy,
                                           bool bias, bool need_dx, const std::vector<int>& strides,
                                           const std::vector<int>& paddings, const std::vector<int>& dilations,
-                                          int groups, bool cl_in, bool cl_out) {
+                                          int groups, bool cl_in, bool cl_out, bool bf16) {
   apply_threads();
   auto c = conv_geometry(nchw_of(x.shape(), cl_in), w.shape(), strides, paddings, dilations, groups);
-  auto held = conv_prims(c, bias, cl_in, cl_out);
+  auto held = conv_prims(c, bias, cl_in, cl_out, bf16);
   auto& p = *held;
   dnnl::stream s(cpu_engine());
   return run_backward(s, p, user_desc({c.n, c.ic, c.ih, c.iw}, cl_in),
@@ -438,11 +444,11 @@ memory::desc plain_wei3(const Conv3& c) {
 // ``relu`` fuses the ReLU that follows every HybridSN convolution as a post-op: one pass over the
 // output instead of two (its maps are 100-200 MB at batch 256); the backward masks the incoming
 // gradient with the saved output first (oneDNN's ReLU backward from dst).
-std::shared_ptr<ConvPrims> conv3_prims(const Conv3& c, bool bias, bool relu, bool cl_in, bool cl_out) {
+std::shared_ptr<ConvPrims> conv3_prims(const Conv3& c, bool bias, bool relu, bool cl_in, bool cl_out, bool bf16) {
   auto key = key_of({3, c.n, c.ic, c.id, c.ih, c.iw, c.oc, c.kd, c.kh, c.kw, c.groups, c.strides[0], c.strides[1],
                      c.strides[2], c.dilates[0], c.dilates[1], c.dilates[2], c.pad_l[0], c.pad_l[1], c.pad_l[2],
                      c.pad_r[0], c.pad_r[1], c.pad_r[2], (int64_t)bias, (int64_t)relu, (int64_t)cl_in,
-                     (int64_t)cl_out});
+                     (int64_t)cl_out, (int64_t)bf16});
   return cached<ConvPrims>(key, [&] {
     auto& eng = cpu_engine();
     // One input channel (HybridSN's first layer) takes the blocked kernels whatever the layout asked:
@@ -450,8 +456,10 @@ std::shared_ptr<ConvPrims> conv3_prims(const Conv3& c, bool bias, bool relu, boo
     // strided output (found by the property test), and the blocked one was faster there (5 ms against
     // 10 for HybridSN's first layer at batch 64).
     const bool nxc_in = cl_in && c.ic > 1, nxc_out = cl_out && c.ic > 1;
-    memory::desc src(src3(c), dt::f32, nxc_in ? tag::ndhwc : tag::any), wei(wei3(c), dt::f32, tag::any),
-        dst(dst3(c), dt::f32, nxc_out ? tag::ndhwc : tag::any);
+    const dt lo = bf16 ? dt::bf16 : dt::f32;  // as for the 2-D convolution: bf16 read, float32 written
+    const tag in_tag = nxc_in ? tag::ndhwc : tag::any, out_tag = nxc_out ? tag::ndhwc : tag::any;
+    memory::desc src(src3(c), lo, in_tag), dsrc(src3(c), dt::f32, in_tag), wei(wei3(c), lo, tag::any),
+        dwei(wei3(c), dt::f32, tag::any), dst(dst3(c), dt::f32, out_tag), ddst(dst3(c), lo, out_tag);
     memory::desc b({c.oc}, dt::f32, tag::x);
     dnnl::primitive_attr attr;
     if (relu) {
@@ -466,12 +474,12 @@ std::shared_ptr<ConvPrims> conv3_prims(const Conv3& c, bool bias, bool relu, boo
                           eng, dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src, wei, dst,
                           c.strides, c.dilates, c.pad_l, c.pad_r, attr);
     auto bwd_data = dnnl::convolution_backward_data::primitive_desc(
-        eng, dnnl::algorithm::convolution_direct, src, wei, dst, c.strides, c.dilates, c.pad_l, c.pad_r, fwd);
+        eng, dnnl::algorithm::convolution_direct, dsrc, wei, ddst, c.strides, c.dilates, c.pad_l, c.pad_r, fwd);
     auto bwd_weights = bias ? dnnl::convolution_backward_weights::primitive_desc(
-                                  eng, dnnl::algorithm::convolution_direct, src, wei, b, dst, c.strides, c.dilates,
+                                  eng, dnnl::algorithm::convolution_direct, src, dwei, b, ddst, c.strides, c.dilates,
                                   c.pad_l, c.pad_r, fwd)
                             : dnnl::convolution_backward_weights::primitive_desc(
-                                  eng, dnnl::algorithm::convolution_direct, src, wei, dst, c.strides, c.dilates,
+                                  eng, dnnl::algorithm::convolution_direct, src, dwei, ddst, c.strides, c.dilates,
                                   c.pad_l, c.pad_r, fwd);
     return ConvPrims{fwd, bwd_data, bwd_weights, dnnl::convolution_forward(fwd),
                      dnnl::convolution_backward_data(bwd_data), dnnl::convolution_backward_weights(bwd_weights)};
@@ -498,7 +506,7 @@ std::shared_ptr<ReluBwdPrims> relu_backward_prims(int64_t numel) {
 std::vector<paddle::Tensor> conv3_forward(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor* b,
                                           const std::vector<int>& strides, const std::vector<int>& paddings,
                                           const std::vector<int>& dilations, int groups, bool relu, bool cl_in,
-                                          bool cl_out) {
+                                          bool cl_out, bool bf16) {
   apply_threads();
   check_cpu_f32(x, "input");
   check_cpu_f32(w, "weight");
@@ -507,7 +515,7 @@ std::vector<paddle::Tensor> conv3_forward(const paddle::Tensor& x, const paddle:
     check_cpu_f32(*b, "bias");
     PD_CHECK(b->numel() == c.oc, "pcnn conv3d: bias has ", b->numel(), " values for ", c.oc, " output channels");
   }
-  auto held = conv3_prims(c, b != nullptr, relu, cl_in, cl_out);
+  auto held = conv3_prims(c, b != nullptr, relu, cl_in, cl_out, bf16);
   auto& p = *held;
   dnnl::stream s(cpu_engine());
   auto out = empty_like_shape(shape3_of(dst3(c), cl_out));
@@ -526,14 +534,14 @@ std::vector<paddle::Tensor> conv3_backward(const paddle::Tensor& x, const paddle
                                            const paddle::Tensor& dout, bool bias, bool need_dx,
                                            const std::vector<int>& strides, const std::vector<int>& paddings,
                                            const std::vector<int>& dilations, int groups, bool relu, bool cl_in,
-                                           bool cl_out) {
+                                           bool cl_out, bool bf16) {
   apply_threads();
   auto c = conv3_geometry(ncdhw_of(x.shape(), cl_in), w.shape(), strides, paddings, dilations, groups);
   check_cpu_f32(dout, "output gradient");
   const auto out_shape = shape3_of(dst3(c), cl_out);
   PD_CHECK(dout.shape() == out_shape && out.shape() == out_shape,
            "pcnn conv3d: the output gradient's shape differs from the output's");
-  auto held = conv3_prims(c, bias, relu, cl_in, cl_out);
+  auto held = conv3_prims(c, bias, relu, cl_in, cl_out, bf16);
   auto& p = *held;
   dnnl::stream s(cpu_engine());
   paddle::Tensor dy = dout;
@@ -659,17 +667,18 @@ std::shared_ptr<AffinePrims> affine_prims(const std::vector<int64_t>& shape) {
 // ---------------------------------------------------------------- Paddle operators
 
 #define CONV_ATTRS {"strides: std::vector<int>", "paddings: std::vector<int>", "dilations: std::vector<int>", \
-                    "groups: int", "channels_last_in: bool", "channels_last_out: bool"}
+                    "groups: int", "channels_last_in: bool", "channels_last_out: bool", "bf16: bool"}
+#define CONV2_ARGS                                                                                     \
+  const std::vector<int>&strides, const std::vector<int>&paddings, const std::vector<int>&dilations, int groups, \
+      bool cl_in, bool cl_out, bool bf16
+#define CONV2_PASS strides, paddings, dilations, groups, cl_in, cl_out, bf16
 
-std::vector<paddle::Tensor> ConvFwd(const paddle::Tensor& x, const paddle::Tensor& w, const std::vector<int>& strides,
-                                    const std::vector<int>& paddings, const std::vector<int>& dilations, int groups,
-                                    bool cl_in, bool cl_out) {
-  return guarded([&] { return conv_forward(x, w, nullptr, strides, paddings, dilations, groups, cl_in, cl_out); });
+std::vector<paddle::Tensor> ConvFwd(const paddle::Tensor& x, const paddle::Tensor& w, CONV2_ARGS) {
+  return guarded([&] { return conv_forward(x, w, nullptr, CONV2_PASS); });
 }
 std::vector<paddle::Tensor> ConvBiasFwd(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor& b,
-                                        const std::vector<int>& strides, const std::vector<int>& paddings,
-                                        const std::vector<int>& dilations, int groups, bool cl_in, bool cl_out) {
-  return guarded([&] { return conv_forward(x, w, &b, strides, paddings, dilations, groups, cl_in, cl_out); });
+                                        CONV2_ARGS) {
+  return guarded([&] { return conv_forward(x, w, &b, CONV2_PASS); });
 }
 
 // Backward kernels: with or without bias, with or without the input's gradient.
@@ -678,33 +687,24 @@ struct ConvBwd;
 template <bool kDx>
 struct ConvBwd<false, kDx> {
   static std::vector<paddle::Tensor> run(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor& dy,
-                                         const std::vector<int>& strides, const std::vector<int>& paddings,
-                                         const std::vector<int>& dilations, int groups, bool cl_in, bool cl_out) {
-    return guarded(
-        [&] { return conv_backward(x, w, dy, false, kDx, strides, paddings, dilations, groups, cl_in, cl_out); });
+                                         CONV2_ARGS) {
+    return guarded([&] { return conv_backward(x, w, dy, false, kDx, CONV2_PASS); });
   }
 };
 template <bool kDx>
 struct ConvBwd<true, kDx> {
   static std::vector<paddle::Tensor> run(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor& b,
-                                         const paddle::Tensor& dy, const std::vector<int>& strides,
-                                         const std::vector<int>& paddings, const std::vector<int>& dilations,
-                                         int groups, bool cl_in, bool cl_out) {
-    return guarded(
-        [&] { return conv_backward(x, w, dy, true, kDx, strides, paddings, dilations, groups, cl_in, cl_out); });
+                                         const paddle::Tensor& dy, CONV2_ARGS) {
+    return guarded([&] { return conv_backward(x, w, dy, true, kDx, CONV2_PASS); });
   }
 };
 
 std::vector<std::vector<int64_t>> ConvShape(const std::vector<int64_t>& x, const std::vector<int64_t>& w,
-                                            const std::vector<int>& strides, const std::vector<int>& paddings,
-                                            const std::vector<int>& dilations, int groups, bool cl_in,
-                                            bool cl_out) {
+                                            CONV2_ARGS) {
   return {conv_out_shape(x, w, strides, paddings, dilations, groups, cl_in, cl_out)};
 }
 std::vector<std::vector<int64_t>> ConvBiasShape(const std::vector<int64_t>& x, const std::vector<int64_t>& w,
-                                                const std::vector<int64_t>& b, const std::vector<int>& strides,
-                                                const std::vector<int>& paddings, const std::vector<int>& dilations,
-                                                int groups, bool cl_in, bool cl_out) {
+                                                const std::vector<int64_t>& b, CONV2_ARGS) {
   return {conv_out_shape(x, w, strides, paddings, dilations, groups, cl_in, cl_out)};
 }
 std::vector<paddle::DataType> F32(const paddle::DataType& x, const paddle::DataType& w) { return {x}; }
@@ -741,12 +741,13 @@ CONV_OP(CONV_ATTRS, pcnn_conv2d_bias_wgrad, LIST("X", "W", "B"), ConvBiasFwd, Co
         (ConvBwd<true, false>::run))
 
 #define CONV3_ATTRS {"strides: std::vector<int>", "paddings: std::vector<int>", "dilations: std::vector<int>", \
-                     "groups: int", "relu: bool", "channels_last_in: bool", "channels_last_out: bool"}
+                     "groups: int", "relu: bool", "channels_last_in: bool", "channels_last_out: bool", \
+                     "bf16: bool"}
 
 #define CONV3_ARGS                                                                                     \
   const std::vector<int>&strides, const std::vector<int>&paddings, const std::vector<int>&dilations, int groups, \
-      bool relu, bool cl_in, bool cl_out
-#define CONV3_PASS strides, paddings, dilations, groups, relu, cl_in, cl_out
+      bool relu, bool cl_in, bool cl_out, bool bf16
+#define CONV3_PASS strides, paddings, dilations, groups, relu, cl_in, cl_out, bf16
 
 std::vector<paddle::Tensor> Conv3Fwd(const paddle::Tensor& x, const paddle::Tensor& w, CONV3_ARGS) {
   return guarded([&] { return conv3_forward(x, w, nullptr, CONV3_PASS); });
@@ -1042,13 +1043,14 @@ struct InferPrims {
 
 enum Residual { kNone = 0, kSum = 1, kBinary = 2 };
 
-std::shared_ptr<InferPrims> infer_prims(const Conv& c, bool cl_in, bool cl_out, int residual, bool relu) {
+std::shared_ptr<InferPrims> infer_prims(const Conv& c, bool cl_in, bool cl_out, int residual, bool relu, bool bf16) {
   auto key = key_of({c.n, c.ic, c.ih, c.iw, c.oc, c.kh, c.kw, c.groups, c.strides[0], c.strides[1], c.dilates[0],
                      c.dilates[1], c.pad_l[0], c.pad_l[1], c.pad_r[0], c.pad_r[1], (int64_t)cl_in, (int64_t)cl_out,
-                     (int64_t)residual, (int64_t)relu});
+                     (int64_t)residual, (int64_t)relu, (int64_t)bf16});
   return cached<InferPrims>(key, [&] {
-    memory::desc src({c.n, c.ic, c.ih, c.iw}, dt::f32, cl_in ? tag::nhwc : tag::any);
-    memory::desc wei(weight_dims(c), dt::f32, tag::any);
+    const dt lo = bf16 ? dt::bf16 : dt::f32;  // bf16: the maps and (folded) weights read in bf16, float32 out
+    memory::desc src({c.n, c.ic, c.ih, c.iw}, lo, cl_in ? tag::nhwc : tag::any);
+    memory::desc wei(weight_dims(c), lo, tag::any);
     memory::desc dst({c.n, c.oc, c.oh, c.ow}, dt::f32, cl_out ? tag::nhwc : tag::any);
     memory::desc b({c.oc}, dt::f32, tag::x);
     dnnl::post_ops post;
@@ -1073,7 +1075,7 @@ std::vector<paddle::Tensor> ConvInferFwd(const paddle::Tensor& x, const paddle::
                                          const paddle::optional<paddle::Tensor>& residual,
                                          const std::vector<int>& strides, const std::vector<int>& paddings,
                                          const std::vector<int>& dilations, int groups, float epsilon, bool relu,
-                                         bool cl_in, bool cl_out) {
+                                         bool cl_in, bool cl_out, bool bf16) {
   return guarded([&]() -> std::vector<paddle::Tensor> {
     apply_threads();
     check_cpu_f32(x, "input");
@@ -1114,7 +1116,7 @@ std::vector<paddle::Tensor> ConvInferFwd(const paddle::Tensor& x, const paddle::
     // A plain output's residual comes in through the sum post-op (oneDNN may write a blocked layout
     // there); a channels-last one is read in place by a binary post-op.
     const int res_kind = !residual ? kNone : cl_out ? kBinary : kSum;
-    auto held = infer_prims(c, cl_in, cl_out, res_kind, relu);
+    auto held = infer_prims(c, cl_in, cl_out, res_kind, relu, bf16);
     auto& p = *held;
     dnnl::stream s(cpu_engine());
     auto out = empty_like_shape(shape);
@@ -1149,7 +1151,7 @@ std::vector<std::vector<int64_t>> ConvInferShape(
     const paddle::optional<std::vector<int64_t>>& scale, const paddle::optional<std::vector<int64_t>>& shift,
     const paddle::optional<std::vector<int64_t>>& residual, const std::vector<int>& strides,
     const std::vector<int>& paddings, const std::vector<int>& dilations, int groups, float epsilon, bool relu,
-    bool cl_in, bool cl_out) {
+    bool cl_in, bool cl_out, bool bf16) {
   return {out_shape_of(conv_geometry(nchw_of(x, cl_in), w, strides, paddings, dilations, groups), cl_out)};
 }
 
@@ -1168,7 +1170,7 @@ PD_BUILD_OP(pcnn_conv_infer)
              paddle::Optional("Scale"), paddle::Optional("Shift"), paddle::Optional("Residual")})
     .Outputs({"Out"})
     .Attrs({"strides: std::vector<int>", "paddings: std::vector<int>", "dilations: std::vector<int>", "groups: int",
-            "epsilon: float", "relu: bool", "channels_last_in: bool", "channels_last_out: bool"})
+            "epsilon: float", "relu: bool", "channels_last_in: bool", "channels_last_out: bool", "bf16: bool"})
     .SetKernelFn(PD_KERNEL(ConvInferFwd))
     .SetInferShapeFn(PD_INFER_SHAPE(ConvInferShape))
     .SetInferDtypeFn(PD_INFER_DTYPE(ConvInferDtype));

@@ -65,13 +65,15 @@ def _conv(ops, conv: "Conv2D", x, args, channels_last_in: bool, channels_last_ou
     # An input that needs no gradient (the images, at the first layer) skips that pass.
     if conv.bias is None:
         op = ops.pcnn_conv2d_wgrad if x.stop_gradient else ops.pcnn_conv2d
-        return op(x, conv.weight, *args, channels_last_in, channels_last_out)
+        return op(x, conv.weight, *args, channels_last_in, channels_last_out, conv.bf16)
     op = ops.pcnn_conv2d_bias_wgrad if x.stop_gradient else ops.pcnn_conv2d_bias
-    return op(x, conv.weight, conv.bias, *args, channels_last_in, channels_last_out)
+    return op(x, conv.weight, conv.bias, *args, channels_last_in, channels_last_out, conv.bf16)
 
 
 class Conv2D(nn.Conv2D):
     """Drop-in ``paddle.nn.Conv2D``: same arguments, parameter names and outputs."""
+
+    bf16 = False  # compute in bf16 on the fast path (float32 tensors in and out); see set_precision
 
     def forward(self, x):
         ops = _fast_ops(x)
@@ -111,13 +113,15 @@ def _conv3(conv: "Conv3D", x, relu: bool, channels_last: bool = False):
     # An input that needs no gradient (the data, at the first layer) skips that pass.
     if conv.bias is None:
         op = ops.pcnn_conv3d_wgrad if x.stop_gradient else ops.pcnn_conv3d
-        return op(x, conv.weight, *args, relu, channels_last, channels_last)
+        return op(x, conv.weight, *args, relu, channels_last, channels_last, conv.bf16)
     op = ops.pcnn_conv3d_bias_wgrad if x.stop_gradient else ops.pcnn_conv3d_bias
-    return op(x, conv.weight, conv.bias, *args, relu, channels_last, channels_last)
+    return op(x, conv.weight, conv.bias, *args, relu, channels_last, channels_last, conv.bf16)
 
 
 class Conv3D(nn.Conv3D):
     """Drop-in ``paddle.nn.Conv3D`` (HybridSN's): same arguments, parameter names and outputs."""
+
+    bf16 = False  # as Conv2D's
 
     def forward(self, x):
         out = _conv3(self, x, relu=False)
@@ -154,6 +158,22 @@ def conv3d_relu_folded(layers: nn.Sequential, x):
     for conv in convs:
         x = _conv3(conv, x, relu=True, channels_last=True)
     return ChannelsLast(ops.pcnn_fold_depth(x))
+
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def set_precision(net: nn.Layer, precision: str) -> nn.Layer:
+    """Make every convolution of ``net`` compute in ``precision`` on the fast path: 'bf16' reads bf16
+    maps and weights (converted from the float32 tensors as oneDNN reorders them anyway) and writes
+    float32, with float32 accumulation; parameters, gradients and every other layer stay float32.
+    Off the fast path (GPU, export, the operators switched off) a net computes in float32."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    for layer in [net, *net.sublayers()]:
+        if isinstance(layer, (Conv2D, Conv3D)):
+            layer.bf16 = precision == "bf16"
+    return net
 
 
 def _pool(layer, x, mode: str):
@@ -449,7 +469,7 @@ def _fused_inference(conv, bn, x, relu, residual, channels_last):
     norm = [None] * 4 if bn is None else [n.mean, n.variance, bn.weight, bn.bias]
     res = None if residual is None else (_nhwc(residual) if channels_last else plain(residual))
     out = fast.ops().pcnn_conv_infer(data, conv.weight, conv.bias, *norm, res, *_conv_args(conv),
-                                     1e-5 if bn is None else n.epsilon, relu, cl_in, channels_last)
+                                     1e-5 if bn is None else n.epsilon, relu, cl_in, channels_last, conv.bf16)
     return ChannelsLast(out) if channels_last else out
 
 

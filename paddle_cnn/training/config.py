@@ -53,6 +53,7 @@ class RunConfig:
     device: str = "auto"  # auto (GPU if Paddle has CUDA), cpu or gpu
     threads: int = 0  # CPU threads for the fast conv/pool operators; 0: OMP_NUM_THREADS, else cores / processes
     amp: bool = False  # mixed precision (O1); GPU only
+    precision: str = "fp32"  # fp32, or bf16: the CPU convolutions compute in bf16 (a CPU with avx512_bf16 or AMX)
     log_every: int = 100  # print progress every N steps
     keep_epochs: int = 0  # keep only the last N epoch_* checkpoints (0 keeps all)
     train_limit: int = 0  # use only the first N training images (0: all); for smoke runs
@@ -61,7 +62,7 @@ class RunConfig:
     def validate(self) -> "RunConfig":
         choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "dataset": DATASETS, "augment": AUGMENTS,
                    "device": ("auto", "cpu", "gpu"), "split": ("tail", "random", "stratified"),
-                   "normalize": NORMALIZE}
+                   "normalize": NORMALIZE, "precision": ("fp32", "bf16")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"config {name}={getattr(self, name)!r}; expected one of {', '.join(allowed)}")

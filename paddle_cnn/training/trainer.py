@@ -110,11 +110,17 @@ class Trainer:
             fast.setup_process(self.threads)  # threads and malloc; no effect where they are unavailable
         if config.amp and self.device != "gpu":
             raise ConfigError("amp=True needs a GPU (mixed precision is not used on CPU); drop --amp")
+        if config.precision == "bf16":
+            problem = ("it runs through the CPU operators; on a GPU use --amp" if self.device != "cpu"
+                       else fast.bf16_unavailable_reason())
+            if problem:
+                raise ConfigError(f"precision bf16: {problem}; use --precision fp32")
         self.data = data if data is not None else build_data(config)
         self.contract = data_contract(config, self.data)
         cb.seed_everything(config.seed)
-        self.net = nets.create(config.net, num_classes=len(self.data.class_names), in_channels=self.contract.channels,
-                               input_size=self.contract.shape[1:])
+        self.net = nets.set_precision(nets.create(config.net, num_classes=len(self.data.class_names),
+                                                  in_channels=self.contract.channels,
+                                                  input_size=self.contract.shape[1:]), config.precision)
         # batch_size is the global batch: with N processes each takes its equal 1/N share of it.
         self.train_loader = self.data.train.loader(config.batch_size, shuffle=True, seed=config.seed,
                                                    rank=self.rank, world_size=self.world_size)
@@ -264,6 +270,7 @@ class Trainer:
                 "params": int(sum(int(np.prod(p.shape)) for p in self.net.parameters())),
                 "processes": self.world_size,  # data-parallel processes of the last fit
                 "threads": self.threads, "fast_ops": self.device == "cpu" and fast.ops() is not None,
+                "precision": cfg.precision, "cpu": fast.cpu_model(), "isa": fast.cpu_isa(),
                 "best_epoch": st.best_epoch, "best_val_acc": st.best_val_acc,
                 "input_shape": list(self.contract.shape)}
             records = analysis.layer_table(self.net, self.contract.shape)
@@ -417,5 +424,8 @@ def load_model(run_dir: PathLike, which: str = "best") -> Tuple[nn.Layer, RunCon
     net = nets.create(config.net, num_classes=state.num_classes, in_channels=contract.channels,
                       input_size=contract.shape[1:])
     ckpt.load_weights(run.checkpoint_folder(which), net)
+    # A bf16 run's net computes in bf16 where this machine can (else in float32, which is no less exact).
+    if config.precision == "bf16" and fast.bf16_unavailable_reason() is None:
+        nets.set_precision(net, "bf16")
     net.eval()
     return net, config, state

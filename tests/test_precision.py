@@ -1,0 +1,103 @@
+"""--precision bf16: the fast convolutions compute in bf16 where the CPU has native bf16 arithmetic.
+
+What needs native bf16 skips elsewhere, saying why; the refusal on a CPU without it is tested on any
+machine by capping oneDNN's instruction set (ONEDNN_MAX_CPU_ISA), as a CPU without bf16 would be.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import paddle
+import pytest
+
+from helpers import CLI_ENV, ROOT, cli, one_line_error
+from paddle_cnn import fast, nets
+from paddle_cnn.nets._layers import Conv2D, Conv3D
+
+
+@pytest.fixture(scope="module")
+def bf16():
+    if fast.ops() is None:
+        pytest.skip(f"fast operators unavailable: {fast.unavailable_reason() or 'switched off'}")
+    reason = fast.bf16_unavailable_reason()
+    if reason:
+        pytest.skip(f"needs native bf16: {reason}")
+
+
+def _outputs_and_grads(layer, x, dy):
+    out = layer(x)
+    return [out] + list(paddle.grad([out], [x] + list(layer.parameters()), [dy]))
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda: Conv2D(6, 16, 3, padding=1), [4, 6, 12, 12]),
+    (lambda: Conv2D(8, 8, 3, stride=2, groups=2), [3, 8, 9, 11]),
+    (lambda: Conv3D(4, 8, (3, 3, 3)), [2, 4, 7, 9, 9]),
+])
+def test_bf16_convolutions_and_their_gradients_are_fp32_ones_to_bf16_rounding(bf16, make, shape):
+    paddle.seed(0)
+    layer = make()
+    x = paddle.randn(shape)
+    x.stop_gradient = False
+    dy = paddle.randn(layer(x).shape)
+    want = _outputs_and_grads(layer, x, dy)
+    nets.set_precision(layer, "bf16")
+    got = _outputs_and_grads(layer, x, dy)
+    for g, w in zip(got, want):
+        assert g.dtype == paddle.float32  # tensors stay float32; only the arithmetic is bf16
+        err = float((g - w).abs().max()) / (float(w.abs().max()) + 1e-6)
+        assert 1e-6 < err < 3e-2, err  # bf16 keeps 8 significant bits: not exact, and not far off
+
+
+def test_bf16_runs_on_native_bf16_kernels_not_reference_ones(bf16, tmp_path):
+    """oneDNN picks AMX or avx512_bf16 kernels by itself when given bf16 memory; its verbose log says
+    which ran. A reference (``ref``) or emulated kernel would mean bf16 only costs accuracy."""
+    code = ("import paddle; from paddle_cnn import fast, nets; fast.setup_process(); "
+            "net = nets.set_precision(nets.create('resnet18_small'), 'bf16'); x = paddle.randn([4, 1, 28, 28]); "
+            "print('built', flush=True); "  # building probes the shapes in float32
+            "net(x).sum().backward(); net.eval(); "
+            "paddle.no_grad()(lambda: net(x))()")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+                         env=dict(CLI_ENV, ONEDNN_VERBOSE="1"), cwd=ROOT)
+    assert res.returncode == 0, res.stderr[-2000:]
+    log = res.stdout.split("built\n", 1)[1].splitlines()
+    convs = [line.split(",") for line in log if ",exec," in line and ",convolution," in line]
+    bf16_convs = [f for f in convs if ":bf16:" in ",".join(f)]  # bf16 maps or weights among its memories
+    assert bf16_convs and len(bf16_convs) == len(convs)  # every convolution, forward and backward
+    impls = {f[6] for f in bf16_convs}  # onednn_verbose,v1,primitive,exec,cpu,convolution,IMPL,...
+    assert not any(i.startswith("ref") or "gemm:ref" in i for i in impls), impls
+    assert all("amx" in i or "avx512_core_bf16" in i or "avx10" in i for i in impls), impls
+
+
+def test_a_bf16_run_resumes_exactly_and_refuses_another_precision(bf16, csv_pair, tmp_path):
+    train, test = csv_pair
+    args = ["train", "--net", "standard_cnn", "--train-csv", train, "--test-csv", test, "--val-size", 80,
+            "--batch-size", 32, "--log-every", 1000, "--precision", "bf16"]
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    assert cli(*args, "--epochs", 2, "--out", whole).returncode == 0
+    assert cli(*args, "--epochs", 1, "--out", split).returncode == 0
+    res = cli("train", "--resume", split, "--epochs", 2)
+    assert res.returncode == 0, res.stderr[-2000:]
+    a, b = (json.loads((run / "results.json").read_text()) for run in (whole, split))
+    assert a["precision"] == "bf16" and a["isa"] in fast.BF16_ISAS
+    assert a["test"] == b["test"] and a["val"] == b["val"]
+    fp32 = tmp_path / "fp32"
+    assert cli(*args[:-2], "--epochs", 2, "--out", fp32).returncode == 0
+    c = json.loads((fp32 / "results.json").read_text())
+    assert c["test"]["loss"] != a["test"]["loss"]  # bf16 really computed something else
+    res = cli("train", "--resume", split, "--epochs", 3, "--precision", "fp32")
+    one_line_error(res, "precision", "bf16", "fp32")
+
+
+def test_bf16_on_a_cpu_without_native_bf16_is_refused_in_one_line(csv_pair, tmp_path):
+    if fast.ops() is None:
+        pytest.skip(f"fast operators unavailable: {fast.unavailable_reason() or 'switched off'}")
+    train, test = csv_pair
+    res = subprocess.run([sys.executable, "-m", "paddle_cnn", "train", "--train-csv", str(train), "--test-csv",
+                          str(test), "--val-size", "80", "--epochs", "1", "--precision", "bf16", "--out",
+                          str(tmp_path / "run")], capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                         env=dict(CLI_ENV, ONEDNN_MAX_CPU_ISA="AVX512_CORE"))
+    one_line_error(res, "precision bf16", "has no native bf16", "oneDNN runs avx512_core here", "--precision fp32")
+    assert not (tmp_path / "run").exists()
