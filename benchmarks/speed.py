@@ -131,12 +131,12 @@ def interleaved_medians(passes: Dict[str, Pass], repeats: int) -> Dict[str, floa
 
 
 # -- Paddle
-def trainer_pass(work: Workload, batch: int) -> Pass:
+def trainer_pass(work: Workload, batch: int, precision: str = "fp32") -> Pass:
     """One epoch through our Trainer; images/s as its metrics report it (training time only)."""
     def one() -> float:
         with tempfile.TemporaryDirectory() as tmp:
             config = RunConfig(net=work.name, epochs=1, batch_size=batch, lr=1e-3, log_every=10**9,
-                               threads=fast.get_threads() or 0, **work.config)
+                               threads=fast.get_threads() or 0, precision=precision, **work.config)
             trainer = Trainer(config, Path(tmp) / "run", data=work.data, verbose=False)
             return trainer.fit()[-1].images_per_s
     return one
@@ -185,9 +185,9 @@ def with_stock_kernels(one: Pass) -> Pass:
     return stock
 
 
-def dygraph_eval_pass(work: Workload, batch: int) -> Pass:
+def dygraph_eval_pass(work: Workload, batch: int, precision: str = "fp32") -> Pass:
     """Whole-set evaluation as the trainer runs it (dygraph, eval mode, no autograd)."""
-    net = work.net()
+    net = nets.set_precision(work.net(), precision)
     net.eval()
     x_all = work.x
 
@@ -375,12 +375,14 @@ def torch_passes(work: Workload, batch: int, infer_batch: int, bf16: bool) -> Di
 COLUMNS = [("net", "net", "{}"), ("batch", "batch", "{}"), ("train: ours", "ours", "{:,.0f}"),
            ("ours, stock kernels", "stock", "{:,.0f}"), ("raw loop", "loop", "{:,.0f}"),
            ("PyTorch", "torch", "{:,.0f}"), ("PyTorch CL", "torch_cl", "{:,.0f}"),
-           ("ours/best PyTorch", "ours_torch", "{:.2f}x"), ("PyTorch bf16", "torch_bf16", "{:,.0f}"),
+           ("ours/best PyTorch", "ours_torch", "{:.2f}x"), ("ours bf16", "ours_bf16", "{:,.0f}"),
+           ("PyTorch bf16", "torch_bf16", "{:,.0f}"), ("bf16: ours/PyTorch", "ours_torch_bf16", "{:.2f}x"),
            ("ours/stock", "ours_stock", "{:.2f}x"), ("s/epoch", "s_epoch", "{:.1f}"),
            ("eval: ours", "eval_ours", "{:,.0f}"), ("stock", "eval_stock", "{:,.0f}"),
            ("Paddle Inference", "eval_inference", "{:,.0f}"), ("PyTorch", "eval_torch", "{:,.0f}"),
            ("PyTorch CL", "eval_torch_cl", "{:,.0f}"), ("ours/best PyTorch", "eval_ours_torch", "{:.2f}x"),
-           ("PyTorch bf16", "eval_torch_bf16", "{:,.0f}")]
+           ("ours bf16", "eval_ours_bf16", "{:,.0f}"), ("PyTorch bf16", "eval_torch_bf16", "{:,.0f}"),
+           ("bf16: ours/PyTorch", "eval_ours_torch_bf16", "{:.2f}x")]
 
 
 def invocation() -> str:
@@ -440,6 +442,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                       "eval_ours": dygraph_eval_pass(work, args.infer_batch),
                       "eval_stock": with_stock_kernels(dygraph_eval_pass(work, args.infer_batch)),
                       "eval_inference": paddle_inference_pass(work, args.infer_batch, args.threads, folder),
+                      **({"ours_bf16": trainer_pass(work, batch, "bf16"),
+                          "eval_ours_bf16": dygraph_eval_pass(work, args.infer_batch, "bf16")} if bf16 else {}),
                       **torch_passes(work, batch, args.infer_batch, bf16)}
             r = interleaved_medians(passes, args.repeats)
         ratio = lambda a, b: None if not b else a / b  # noqa: E731
@@ -451,7 +455,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                      "eval_ours": r["eval_ours"], "eval_stock": r["eval_stock"],
                      "eval_inference": r["eval_inference"], "eval_torch": r.get("eval_torch"),
                      "eval_torch_cl": r.get("eval_torch_cl"), "eval_torch_bf16": r.get("eval_torch_bf16"),
-                     "eval_ours_torch": ratio(r["eval_ours"], best("eval_torch", "eval_torch_cl"))})
+                     "eval_ours_torch": ratio(r["eval_ours"], best("eval_torch", "eval_torch_cl")),
+                     "ours_bf16": r.get("ours_bf16"), "eval_ours_bf16": r.get("eval_ours_bf16"),
+                     "ours_torch_bf16": ratio(r.get("ours_bf16") or 0, r.get("torch_bf16")),
+                     "eval_ours_torch_bf16": ratio(r.get("eval_ours_bf16") or 0, r.get("eval_torch_bf16"))})
         print(f"  measured {name}", flush=True)
     saved = {"command": invocation(), "cpu": fast.cpu_model(), "isa": isa, "paddle": paddle.__version__,
              "torch": torch_version, "threads": args.threads,
@@ -462,7 +469,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     print("\n" + report.markdown_table(rows, COLUMNS))
     print("\nimages/s; 'ours' is paddle_cnn's Trainer (paddle.Model.fit) with the fast operators, the path every "
           "experiment uses; 'eval: ours' is its whole-set evaluation. PyTorch: NCHW fp32, CL = channels-last fp32, "
-          "bf16 = bf16 autocast + channels-last; 'ours/best PyTorch' is against the faster fp32 one.")
+          "bf16 = bf16 autocast + channels-last; 'ours/best PyTorch' is against the faster fp32 one; 'ours bf16' is "
+          "--precision bf16 (the convolutions in bf16).")
     return 0
 
 
