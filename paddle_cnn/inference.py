@@ -50,6 +50,7 @@ def _meta_from_run(config, state, which: str, run_dir: Path) -> Dict[str, Any]:
         "dataset": config.dataset,
         "classes": {lang: list(names) for lang, names in D.get_dataset(config.dataset).classes.items()},
         "input": state.input.to_dict(),
+        "precision": config.precision,
         "source": {"run_dir": str(Path(run_dir).absolute()), "checkpoint": which, "epoch": run.epoch,
                    "val_acc": epoch_row.val_acc if epoch_row else None,
                    "test_acc": _recorded_test_acc(Path(run_dir), run.epoch),
@@ -98,6 +99,13 @@ class DygraphPredictor:
         return softmax(predict_logits(self.net, x))
 
 
+def bf16_native() -> bool:
+    """Whether this CPU does bf16 arithmetic natively, as Paddle Inference decides it (avx512_bf16 or AMX)."""
+    from paddle.base import core
+
+    return bool(getattr(core, "supports_bfloat16_fast_performance", lambda: False)())
+
+
 class InferencePredictor:
     """Predictions of an exported model through Paddle Inference (oneDNN on CPU), without paddle_cnn.nets."""
 
@@ -119,6 +127,10 @@ class InferencePredictor:
         config = inference.Config(str(model_file), str(export_dir / "model.pdiparams"))
         config.disable_gpu()  # exports are for CPU serving: Paddle Inference's CPU path with oneDNN
         config.enable_mkldnn()
+        # A bf16 run's export runs oneDNN's bf16 kernels where the CPU has native bf16 (Paddle's check).
+        self.bf16 = self.meta.get("precision") == "bf16" and bf16_native()
+        if self.bf16:
+            config.enable_mkldnn_bfloat16()
         from .fast import available_cores
 
         config.set_cpu_math_library_num_threads(threads or available_cores())  # the affinity, not every core

@@ -101,3 +101,29 @@ def test_bf16_on_a_cpu_without_native_bf16_is_refused_in_one_line(csv_pair, tmp_
                          env=dict(CLI_ENV, ONEDNN_MAX_CPU_ISA="AVX512_CORE"))
     one_line_error(res, "precision bf16", "has no native bf16", "oneDNN runs avx512_core here", "--precision fp32")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_bf16_export_predicts_with_onednn_bf16_and_agrees_with_fp32_on_nearly_every_image(bf16, csv_pair, tmp_path):
+    import shutil
+
+    from paddle_cnn.datasets.csv_format import load_csv
+    from paddle_cnn.inference import EXPORT_META, open_predictor
+
+    train, test = csv_pair
+    run = tmp_path / "run"
+    assert cli("train", "--net", "standard_cnn", "--train-csv", train, "--test-csv", test, "--val-size", 80,
+               "--epochs", 2, "--batch-size", 32, "--log-every", 1000, "--precision", "bf16",
+               "--out", run).returncode == 0
+    assert cli("export", run, "--out", tmp_path / "export").returncode == 0
+    shutil.copytree(tmp_path / "export", tmp_path / "export_fp32")
+    meta = json.loads((tmp_path / "export_fp32" / EXPORT_META).read_text())
+    assert meta["precision"] == "bf16"
+    (tmp_path / "export_fp32" / EXPORT_META).write_text(json.dumps(dict(meta, precision="fp32")))
+    images = load_csv(test, use_cache=False).images
+    low, full = open_predictor(tmp_path / "export"), open_predictor(tmp_path / "export_fp32")
+    assert low.bf16 and not full.bf16
+    p_low, p_full = low.probabilities(images), full.probabilities(images)
+    assert not np.array_equal(p_low, p_full)  # oneDNN's bf16 kernels really ran
+    assert (p_low.argmax(1) == p_full.argmax(1)).mean() >= 0.97
+    dygraph = open_predictor(run, "latest")  # the run itself, its convolutions in bf16 too
+    assert (dygraph.probabilities(images).argmax(1) == p_full.argmax(1)).mean() >= 0.97
