@@ -53,13 +53,28 @@ ZOO_COLUMNS = [
     ("test loss", "test.loss", "{:.4f}"),
     ("command", "command", "`{}`"),
 ]
-TABLES = {"default": COLUMNS, "zoo": ZOO_COLUMNS}
-TEXT_KEYS = ("net", "dataset", "command", "measurement")  # left-aligned columns; numbers align right
+# The same net in fp32 and bf16: what the precision costs in accuracy and gains in speed, on which CPU.
+PRECISION_COLUMNS = [
+    ("net", "net", "{}"),
+    ("precision", "precision", "{}"),
+    ("epochs", "epochs", "{}"),
+    ("val acc", "val.acc", "{:.4f}"),
+    ("test acc", "test.acc", "{:.4f}"),
+    ("test loss", "test.loss", "{:.4f}"),
+    ("s/epoch", "seconds_per_epoch", "{:.1f}"),
+    ("train img/s", "train_images_per_s", "{:,.0f}"),
+    ("CPU", "cpu", "{}"),
+    ("command", "command", "`{}`"),
+]
+TABLES = {"default": COLUMNS, "zoo": ZOO_COLUMNS, "precision": PRECISION_COLUMNS}
+TEXT_KEYS = ("net", "dataset", "command", "measurement", "precision", "cpu")  # left-aligned columns; numbers align right
 
 
 def _get(results: dict, dotted: str):
     if dotted == "mflops":  # forward FLOPs per image, in millions
         return None if results.get("flops") is None else results["flops"] / 1e6
+    if dotted == "precision":  # runs from before the field computed in fp32, the only precision then
+        return results.get("precision", "fp32")
     if dotted == "command":  # the first command, then any resumes
         return " ; ".join(results.get("commands") or []) or None
     value = results
@@ -161,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("paths", nargs="*", type=Path,
                         help="run folders (results.json), saved results (NET.json) or a saved benchmark table")
     parser.add_argument("--columns", choices=sorted(TABLES), default="default",
-                        help="which table: default (the experiments' comparison) or zoo (cost, accuracy, command)")
+                        help="which table: default (the experiments' comparison), zoo (cost, accuracy, command) or "
+                             "precision (fp32 against bf16)")
     parser.add_argument("--save", type=Path, metavar="DIR", help="copy each run's results.json to DIR/NET.json")
     parser.add_argument("--readme", type=Path, metavar="MD", help="regenerate every table block of this file")
     parser.add_argument("--check", action="store_true", help="with --readme: change nothing, exit 1 if it differs")

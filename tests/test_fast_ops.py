@@ -216,6 +216,21 @@ def test_the_primitive_cache_is_bounded_and_reuses_a_shape_it_has(ops):
     assert fast.cached_primitives() == grown  # still held: nothing new built
 
 
+def test_a_primitive_built_for_one_thread_count_is_not_run_with_another(ops):
+    """oneDNN splits a primitive's work for the threads it sees when built: one built before the
+    Trainer set the count (a paddle.summary first) and run after gave other numbers."""
+    code = ("import paddle; from paddle_cnn import fast; ops = fast.ops(); x = paddle.randn([7, 2, 9, 9]); "
+            "w = paddle.randn([4, 2, 3, 3]); conv = lambda: ops.pcnn_conv2d(x, w, [1, 1], [0] * 4, [1, 1], 1, "
+            "False, False, False); fast.set_threads(1); conv(); conv(); fast.set_threads(2); conv(); conv()")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, ONEDNN_VERBOSE="all"))
+    assert res.returncode == 0, res.stderr[-2000:]
+    built = [line for line in res.stdout.splitlines()
+             if ",create:cache_miss," in line and "forward_training" in line and "mb7_ic2oc4" in line]
+    runs = [line for line in res.stdout.splitlines() if ",exec," in line and "forward_training" in line]
+    assert len(built) == 2 and len(runs) == 4, res.stdout[-3000:]  # one per thread count, each reused
+
+
 def test_the_3d_operators_check_their_arguments_before_building_anything(ops):
     x, w = paddle.randn([1, 2, 5, 5, 5]), paddle.randn([3, 2, 3, 3, 3])
     bad = [((x, w, [1, 1, 1], [0] * 6, [1, 1, 1], 2), "groups must divide"),

@@ -120,17 +120,21 @@ tag weight_tag(const Conv& c) { return c.groups == 1 ? tag::oihw : tag::goihw; }
 // kernels are generated for it); a run meets few shapes (the training batch, the last one of an
 // epoch, the evaluation batch), but a process that predicts on varied inputs or tests random
 // geometries meets many, so each cache keeps the kCacheEntries most recently used and frees the rest.
-// An entry is shared: one evicted while another thread runs it lives until that call returns.
+// An entry is shared: one evicted while another thread runs it lives until that call returns. The
+// key also holds the thread count set for the operators: oneDNN splits a primitive's work for the
+// threads it sees when the primitive is built, so one built before the count was set (a
+// paddle.summary before the Trainer's setup) and run after gave other sums, and so other numbers.
 constexpr size_t kCacheEntries = 128;
 static std::atomic<long> g_cached{0};  // entries held by all the caches (pcnn_cached_primitives)
 extern "C" long pcnn_cached_primitives() { return g_cached.load(); }
 
 template <class Prims, class Make>
-std::shared_ptr<Prims> cached(const std::string& key, Make make) {
+std::shared_ptr<Prims> cached(const std::string& shape_key, Make make) {
   static std::mutex mu;
   static std::list<std::pair<std::string, std::shared_ptr<Prims>>> order;  // most recently used first
   static std::unordered_map<std::string, typename decltype(order)::iterator> index;
   std::lock_guard<std::mutex> lock(mu);
+  const std::string key = std::to_string(g_threads) + "|" + shape_key;
   auto it = index.find(key);
   if (it != index.end()) {
     order.splice(order.begin(), order, it->second);
