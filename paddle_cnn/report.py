@@ -53,7 +53,7 @@ ZOO_COLUMNS = [
     ("test loss", "test.loss", "{:.4f}"),
     ("command", "command", "`{}`"),
 ]
-# The same net in fp32 and bf16: what the precision costs in accuracy and gains in speed, on which CPU.
+# The same net in fp32 and bf16: what the precision costs in accuracy, and on which CPU (speed: benchmarks).
 PRECISION_COLUMNS = [
     ("net", "net", "{}"),
     ("precision", "precision", "{}"),
@@ -61,8 +61,6 @@ PRECISION_COLUMNS = [
     ("val acc", "val.acc", "{:.4f}"),
     ("test acc", "test.acc", "{:.4f}"),
     ("test loss", "test.loss", "{:.4f}"),
-    ("s/epoch", "seconds_per_epoch", "{:.1f}"),
-    ("train img/s", "train_images_per_s", "{:,.0f}"),
     ("CPU", "cpu", "{}"),
     ("command", "command", "`{}`"),
 ]
