@@ -64,6 +64,7 @@ def export_run(run_dir: PathLike, which: str = "best", out: Optional[PathLike] =
     from paddle.static import InputSpec
 
     from .training import load_model
+    from .training.warmstart import export_name_table
 
     run_dir = Path(run_dir)
     out = Path(out) if out is not None else RunLayout.at(run_dir).export
@@ -76,6 +77,10 @@ def export_run(run_dir: PathLike, which: str = "best", out: Optional[PathLike] =
     out.mkdir(parents=True, exist_ok=True)
     shape = list(state.input.shape)
     paddle.jit.save(net, str(out / "model"), input_spec=[InputSpec([None, *shape], "float32", "image")])
+    # Paddle names the exported tensors param_0, param_1...: the table maps them back to the net's
+    # names, so the export can seed another run (init_from).
+    exported = {k: v.numpy() for k, v in paddle.jit.load(str(out / "model")).state_dict().items()}
+    meta["parameters"] = export_name_table(exported, net)
     atomic_write_text(out / EXPORT_META, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     return out
 

@@ -156,6 +156,22 @@ class StepSchedulePerStep(paddle.callbacks.Callback):
         self.scheduler.step()
 
 
+class UpdateAverage(paddle.callbacks.Callback):
+    """Updates the weights' moving average after every optimizer step. It counts its own updates from
+    the run's global step at the start, so where it stands in the callback list does not matter."""
+
+    def __init__(self, ema, state: RunState):
+        super().__init__()
+        self.ema, self.state = ema, state
+
+    def on_train_begin(self, logs=None):
+        self.updates = self.state.global_step
+
+    def on_train_batch_end(self, step, logs=None):
+        self.ema.update(self.updates)
+        self.updates += 1
+
+
 class AtEpochEnd(paddle.callbacks.Callback):
     """Calls ``work()`` after each epoch's last step: the trainer's end-of-epoch sequence, in one place."""
 

@@ -28,6 +28,7 @@ from ..fileio import _fsync_dir, crash_point, file_digest, writing
 PathLike = Union[str, Path]
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
+EMA_FILE = "ema.safetensors"  # the moving average of the weights, in the checkpoints of runs that keep one
 STATE_FILE = "state.json"
 FORMAT = "paddle_cnn.checkpoint.v2"  # v2: sha256 of the tensor files in state.json
 
@@ -59,12 +60,15 @@ def optimizer_tensors(optimizer: paddle.optimizer.Optimizer, net: paddle.nn.Laye
     return out
 
 
-def _write_folder(folder: Path, net, optimizer, state: Dict[str, Any]) -> None:
+def _write_folder(folder: Path, net, optimizer, state: Dict[str, Any], ema=None) -> None:
     folder.mkdir(parents=True)
-    model = {k: v.numpy() for k, v in net.state_dict().items()}
-    with writing(folder / MODEL_FILE):  # safetensors' errors name no file
-        save_file(model, str(folder / MODEL_FILE), metadata={"format": FORMAT})
-    crash_point("checkpoint-file")
+    for name, layer in ((MODEL_FILE, net), (EMA_FILE, ema)):
+        if layer is None:
+            continue
+        with writing(folder / name):  # safetensors' errors name no file
+            save_file({k: v.numpy() for k, v in layer.state_dict().items()}, str(folder / name),
+                      metadata={"format": FORMAT})
+        crash_point("checkpoint-file")
     if optimizer is not None:
         with writing(folder / OPTIMIZER_FILE):
             save_file(optimizer_tensors(optimizer, net), str(folder / OPTIMIZER_FILE), metadata={"format": FORMAT})
@@ -92,9 +96,9 @@ def _replace_folder(tmp: Path, final: Path) -> None:
 
 
 def save_checkpoint(folder: PathLike, net: paddle.nn.Layer, optimizer: Optional[paddle.optimizer.Optimizer],
-                    state: Dict[str, Any], also: tuple = ()) -> Path:
+                    state: Dict[str, Any], also: tuple = (), ema: Optional[paddle.nn.Layer] = None) -> Path:
     """Write a checkpoint folder atomically; ``also`` names sibling folders (``latest``, ``best``) to
-    receive the same content."""
+    receive the same content; ``ema`` is a network holding the weights' moving average."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     state = dict(state, format=FORMAT)
@@ -102,7 +106,7 @@ def save_checkpoint(folder: PathLike, net: paddle.nn.Layer, optimizer: Optional[
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".tmp-{target}-"))
         tmp.rmdir()
         try:
-            _write_folder(tmp, net, optimizer, state)
+            _write_folder(tmp, net, optimizer, state, ema)
             _replace_folder(tmp, folder.parent / target)
         finally:
             if tmp.exists():
@@ -191,10 +195,15 @@ def apply_state(tensors: Dict[str, np.ndarray], net: paddle.nn.Layer, source: st
     net.set_state_dict({k: paddle.to_tensor(v) for k, v in tensors.items()})
 
 
-def load_weights(folder: PathLike, net: paddle.nn.Layer) -> None:
-    """Load ``model.safetensors`` into ``net``."""
-    path = resolve(folder) / MODEL_FILE
+def load_weights(folder: PathLike, net: paddle.nn.Layer, file: str = MODEL_FILE) -> None:
+    """Load ``model.safetensors`` (or the checkpoint's ``file``, e.g. :data:`EMA_FILE`) into ``net``."""
+    path = resolve(folder) / file
     apply_state(_load_tensors(path), net, str(path))
+
+
+def read_weights(folder: PathLike) -> Dict[str, np.ndarray]:
+    """The checksum-verified arrays of a checkpoint's ``model.safetensors``."""
+    return _load_tensors(resolve(folder) / MODEL_FILE)
 
 
 def load_optimizer(folder: PathLike, optimizer: paddle.optimizer.Optimizer, net: paddle.nn.Layer) -> None:

@@ -14,7 +14,7 @@ from ..errors import ConfigError
 from ..typed import SchemaError, from_dict
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "momentum")
-SCHEDULES = ("constant", "step", "cosine", "onecycle")
+SCHEDULES = ("constant", "step", "cosine", "onecycle", "plateau")
 DATASETS = registry.list_datasets()
 AUGMENTS = ("none", "flip-crop")
 NORMALIZE = registry.normalisations()
@@ -46,9 +46,18 @@ class RunConfig:
     lr: float = 1e-3
     momentum: float = 0.9  # for momentum/sgd-with-momentum only
     weight_decay: float = 0.0
-    schedule: str = "constant"  # constant, step (x gamma every step_size epochs), cosine, onecycle (per step)
+    schedule: str = "constant"  # constant, step (x gamma every step_size epochs), cosine, onecycle (per step),
+    # or plateau (x gamma when validation accuracy has not improved for plateau_patience epochs)
     step_size: int = 5
     gamma: float = 0.1
+    plateau_patience: int = 2
+    label_smoothing: float = 0.0  # the training loss's target: 1 - eps on the label, eps spread over all classes
+    random_erasing: float = 0.0  # probability of erasing one random rectangle of a training image (Zhong et al.)
+    ema_decay: float = 0.0  # > 0: keep an exponential moving average of the weights (checkpoint 'ema'), e.g. 0.999
+    early_stop_patience: int = 0  # > 0: stop when validation accuracy has not improved for this many epochs
+    init_from: Optional[str] = None  # start from these weights: a .pdparams/.safetensors file, a run or an export
+    init_which: str = "best"  # the checkpoint of an init_from run folder
+    init_skip_classifier: bool = False  # load everything but the last layer (fine-tuning to other classes)
     seed: int = 0
     device: str = "auto"  # auto (GPU if Paddle has CUDA), cpu or gpu
     threads: int = 0  # CPU threads for the fast conv/pool operators; 0: OMP_NUM_THREADS, else cores / processes
@@ -70,12 +79,19 @@ class RunConfig:
             if getattr(self, name) < 1:
                 raise ConfigError(f"config {name} must be >= 1, got {getattr(self, name)}")
         for name in ("keep_epochs", "train_limit", "test_limit", "weight_decay", "momentum", "threads",
-                     "in_channels"):
+                     "in_channels", "early_stop_patience", "plateau_patience"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"config {name} must be >= 0, got {getattr(self, name)}")
         for name in ("lr", "gamma"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
                 raise ConfigError(f"config {name} must be a finite number > 0, got {getattr(self, name)}")
+        if not 0 <= self.random_erasing <= 1:
+            raise ConfigError(f"config random_erasing is a probability from 0 to 1, got {self.random_erasing}")
+        for name in ("label_smoothing", "ema_decay"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(f"config {name} must be from 0 to below 1, got {getattr(self, name)}")
+        if self.init_skip_classifier and not self.init_from:
+            raise ConfigError("config init_skip_classifier needs init_from (the weights to start from)")
         if not 0 <= self.seed < 2**63:  # Paddle's generator takes an unsigned 64-bit seed; numpy's 32 bits of it
             raise ConfigError(f"config seed must be an integer from 0 to 2**63 - 1, got {self.seed}")
         if self.input_size is not None and (len(self.input_size) != 2 or min(self.input_size) < 1):
@@ -91,9 +107,11 @@ class RunConfig:
         if self.pca_bands < 0:
             raise ConfigError(f"config pca_bands must be >= 0, got {self.pca_bands}")
         if info.kind == "scene":
-            if self.in_channels not in (0, 1) or self.augment != "none" or self.normalize != "unit":
+            if self.in_channels not in (0, 1) or self.augment != "none" or self.normalize != "unit" \
+                    or self.random_erasing:
                 raise ConfigError(f"config for the scene {self.dataset}: its windows are one channel of PCA bands, "
-                                  "whitened already; in_channels, augment and normalize keep their defaults")
+                                  "whitened already; in_channels, augment, random_erasing and normalize keep their "
+                                  "defaults")
             size = self.input_size
             if size is not None and (size[0] != size[1] or size[0] % 2 == 0):
                 raise ConfigError(f"config input_size for a scene is its window, square and odd (the paper: "
@@ -131,7 +149,7 @@ class RunConfig:
         """Data paths resolved against the current folder, so the saved config works from anywhere."""
         resolve = lambda p: None if p is None else str(Path(p).expanduser().resolve())  # noqa: E731
         return dataclasses.replace(self, data_dir=resolve(self.data_dir), train_csv=resolve(self.train_csv),
-                                   test_csv=resolve(self.test_csv))
+                                   test_csv=resolve(self.test_csv), init_from=resolve(self.init_from))
 
     def save(self, path: Union[str, Path]) -> None:
         from ..fileio import atomic_write_text

@@ -12,13 +12,34 @@ import paddle
 from paddle import nn
 
 
-class AuxiliaryLoss(nn.Layer):
-    """Cross-entropy of the main logits plus ``weights[i]`` x cross-entropy of auxiliary logits i."""
+class SmoothedCrossEntropy(nn.Layer):
+    """Cross-entropy against the target ``(1 - eps) * one_hot + eps / classes`` (Szegedy et al. 2016).
 
-    def __init__(self, weights: Sequence[float] = ()):
+    Written out as ``(1 - eps) * CE + eps * mean over classes of -log p``, which is the same number:
+    Paddle 3.3's own ``label_smoothing`` fails on integer labels on CPU (no int64 ``label_smooth`` kernel).
+    """
+
+    def __init__(self, eps: float = 0.0):
+        super().__init__()
+        self.eps = float(eps)
+        self.ce = nn.CrossEntropyLoss()
+
+    def forward(self, logits, label):
+        loss = self.ce(logits, label)
+        if not self.eps:
+            return loss
+        uniform = -paddle.nn.functional.log_softmax(logits, axis=-1).mean()
+        return (1 - self.eps) * loss + self.eps * uniform
+
+
+class AuxiliaryLoss(nn.Layer):
+    """Cross-entropy of the main logits plus ``weights[i]`` x cross-entropy of auxiliary logits i
+    (each against the label smoothed by ``label_smoothing``)."""
+
+    def __init__(self, weights: Sequence[float] = (), label_smoothing: float = 0.0):
         super().__init__()
         self.weights = tuple(float(w) for w in weights)
-        self.ce = nn.CrossEntropyLoss()
+        self.ce = SmoothedCrossEntropy(label_smoothing)
 
     def forward(self, *args):
         *logits, label = args

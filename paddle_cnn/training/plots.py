@@ -153,12 +153,35 @@ def comparison_predictions(images: np.ndarray, labels: np.ndarray, probs: Dict[s
     return image_grid(images, captions, path, cols=cols, red=red, fontsize=7)
 
 
-def has_cjk_font() -> bool:
-    """Whether matplotlib can draw Chinese class names (otherwise they would render as boxes)."""
+_CJK_NAMES = ("CJK", "WenQuanYi", "SimHei", "Heiti", "Noto Sans SC")
+
+
+def cjk_family() -> Optional[str]:
+    """A font family that draws Chinese, or None: an installed one, else the Noto Sans CJK SC that
+    the ``zh`` extra (``pip install paddle-cnn[zh]``, the mplfonts package) ships, registered here."""
     from matplotlib import font_manager
 
-    return any(any(k in f.name for k in ("CJK", "WenQuanYi", "SimHei", "Heiti", "Noto Sans SC"))
-               for f in font_manager.fontManager.ttflist)
+    for f in font_manager.fontManager.ttflist:
+        if any(k in f.name for k in _CJK_NAMES):
+            return f.name
+    try:
+        import importlib.util
+
+        spec = importlib.util.find_spec("mplfonts")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    font = Path(list(spec.submodule_search_locations)[0]) / "fonts" / "NotoSansCJKsc-Regular.otf"
+    if not font.is_file():
+        return None
+    font_manager.fontManager.addfont(str(font))
+    return font_manager.FontProperties(fname=str(font)).get_name()
+
+
+def has_cjk_font() -> bool:
+    """Whether matplotlib can draw Chinese class names (otherwise they would render as boxes)."""
+    return cjk_family() is not None
 
 
 def input_grid(images: np.ndarray, probs: np.ndarray, class_names: Sequence[str], titles: Sequence[str],
@@ -188,8 +211,9 @@ def displayable(text: str, fallback: str):
     default = font_manager.findfont(font_manager.FontProperties())
     if codes <= _charmap(default):
         return text, None
+    cjk_family()  # registers the zh extra's font, if installed
     for font in font_manager.fontManager.ttflist:
-        if any(k in font.name for k in ("CJK", "WenQuanYi", "SimHei", "Heiti", "Noto Sans SC", "Unifont")):
+        if any(k in font.name for k in _CJK_NAMES + ("Unifont",)):
             try:
                 if codes <= _charmap(font.fname):
                     return text, font.name

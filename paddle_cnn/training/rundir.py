@@ -44,6 +44,7 @@ class EpochRow:
     lr: float  # at the epoch's start
     seconds: float
     images_per_s: float
+    ema_val_acc: Optional[float] = None  # the weights' moving average on the validation set (runs with ema_decay)
 
 
 @dataclass
@@ -57,6 +58,8 @@ class RunState:
     history: List[EpochRow] = field(default_factory=list)
     vdl_log_bytes: Optional[int] = None  # size of the VisualDL log at this checkpoint (resume truncates to it)
     commands: List[str] = field(default_factory=list)  # every command that trained this run
+    stopped_early: Optional[int] = None  # the epoch early stopping ended training at (early_stop_patience)
+    init: Optional[Dict[str, Any]] = None  # where the first weights came from (warmstart.InitSource), if given
 
 
 @dataclass
@@ -269,13 +272,19 @@ class RunDir:
         if self._writing():
             config.save(self.files.config)
 
-    def save_checkpoint(self, net, optimizer, state: CheckpointState, *, best: bool, keep: int = 0) -> None:
+    def save_checkpoint(self, net, optimizer, state: CheckpointState, *, best: bool, keep: int = 0,
+                        ema=None) -> None:
+        """epoch_N, latest (and best), each holding ``ema`` (the averaged net) too; then the average
+        alone as ``checkpoints/ema``, a checkpoint like any other for evaluate, predict and export
+        (a resume never starts from it: it continues from the trained weights and their average)."""
         if not self._writing():
             return
         data = asdict(state)
         data.pop("tensors")  # computed by the writer from the files it writes
         also = ("latest", "best") if best else ("latest",)
-        ckpt.save_checkpoint(self.files.epoch_checkpoint(state.run.epoch), net, optimizer, data, also=also)
+        ckpt.save_checkpoint(self.files.epoch_checkpoint(state.run.epoch), net, optimizer, data, also=also, ema=ema)
+        if ema is not None:
+            ckpt.save_checkpoint(self.files.checkpoint("ema"), ema, None, data)
         if keep:
             old = sorted((p for p in self.checkpoints.glob("epoch_*") if p.name[6:].isdigit()),
                          key=lambda p: int(p.name[6:]))

@@ -25,8 +25,9 @@ from ..contract import InputContract
 from .. import datasets as D
 from . import checkpoint as ckpt
 from . import callbacks as cb
-from . import plots
+from . import plots, warmstart
 from .config import ConfigError, RunConfig
+from .ema import WeightEMA
 from .data import RunData, build_data
 from .evaluation import classification_metrics, confusion_matrix, predict_logits, softmax
 from .losses import AuxiliaryLoss, MainAccuracy
@@ -52,7 +53,8 @@ def select_device(device: str) -> str:
 
 
 def build_optimizer(config: RunConfig, parameters, steps_per_epoch: int):
-    """(scheduler or None, optimizer) for the config; schedules step per epoch except onecycle (per step)."""
+    """(scheduler or None, optimizer) for the config; schedules step per epoch except onecycle (per step)
+    and plateau (per epoch, with the validation accuracy)."""
     scheduler = None
     lr: Any = config.lr
     if config.schedule == "step":
@@ -62,6 +64,9 @@ def build_optimizer(config: RunConfig, parameters, steps_per_epoch: int):
     elif config.schedule == "onecycle":
         scheduler = paddle.optimizer.lr.OneCycleLR(max_learning_rate=config.lr,
                                                    total_steps=config.epochs * steps_per_epoch)
+    elif config.schedule == "plateau":  # stepped with the validation accuracy (Keras' ReduceLROnPlateau)
+        scheduler = paddle.optimizer.lr.ReduceOnPlateau(config.lr, mode="max", factor=config.gamma,
+                                                        patience=config.plateau_patience)
     if scheduler is not None:
         lr = scheduler
     wd = config.weight_decay or None
@@ -121,6 +126,12 @@ class Trainer:
         self.net = nets.set_precision(nets.create(config.net, num_classes=len(self.data.class_names),
                                                   in_channels=self.contract.channels,
                                                   input_size=self.contract.shape[1:]), config.precision)
+        self.ema = None
+        if config.ema_decay:
+            copy = nets.set_precision(nets.create(config.net, num_classes=len(self.data.class_names),
+                                                  in_channels=self.contract.channels,
+                                                  input_size=self.contract.shape[1:]), config.precision)
+            self.ema = WeightEMA(self.net, copy, config.ema_decay)
         # batch_size is the global batch: with N processes each takes its equal 1/N share of it.
         self.train_loader = self.data.train.loader(config.batch_size, shuffle=True, seed=config.seed,
                                                    rank=self.rank, world_size=self.world_size)
@@ -128,7 +139,7 @@ class Trainer:
         self.model = paddle.Model(self.net, inputs=[InputSpec([None, *self.contract.shape], "float32", "image")],
                                   labels=[InputSpec([None, 1], "int64", "label")])
         # Nets with auxiliary heads (GoogLeNet) train on a weighted sum of their losses.
-        loss = AuxiliaryLoss(getattr(self.net, "aux_weights", ()))
+        loss = AuxiliaryLoss(getattr(self.net, "aux_weights", ()), config.label_smoothing)
         self.model.prepare(self.optimizer, loss, MainAccuracy(name="acc"),
                            amp_configs="O1" if config.amp else None)
         self.state = RunState()
@@ -136,7 +147,19 @@ class Trainer:
             ckpt.load_weights(saved.folder, self.net)  # checksums verified first
             ckpt.load_optimizer(saved.folder, self.optimizer, self.net)
             restore_grad_scaler(self.model, saved.state.grad_scaler)
+            if self.ema is not None:
+                ckpt.load_weights(saved.folder, self.ema.average, ckpt.EMA_FILE)
             self.state = saved.state.run
+        elif config.init_from:  # a new run's first weights (a resume has its own)
+            tensors, source = warmstart.read_source(config.init_from, config.init_which)
+            source = warmstart.apply_init(self.net, tensors, source, self.contract.shape, config.init_skip_classifier)
+            self.state.init = source.to_dict()
+            if self.ema is not None:
+                self.ema.reset()
+            if self.verbose:
+                skipped = f", all but {', '.join(source.skipped)}" if source.skipped else ""
+                print(f"weights from {source.path} ({source.kind}, matched {source.matched}{skipped}; "
+                      f"sha256 {source.sha256[:12]}); the optimizer starts afresh", flush=True)
         if self.verbose and resume:
             where = "no checkpoint was written yet" if saved is None else f"resuming from {saved.describe()}"
             print(f"{self.run_dir}: {where}; continuing at epoch {self.state.epoch + 1} of {config.epochs}",
@@ -177,6 +200,11 @@ class Trainer:
         """Train up to ``config.epochs``; ``epochs`` limits how many this call runs (resume later for the rest)."""
         with self.owned():
             remaining = self.config.epochs - self.state.epoch
+            if self.state.stopped_early is not None:
+                if self.verbose:
+                    print(f"{self.run_dir}: stopped early at epoch {self.state.stopped_early} (validation accuracy "
+                          f"had not improved for {self.config.early_stop_patience} epochs)", flush=True)
+                return self.state.history
             if epochs is not None:
                 remaining = min(remaining, epochs)
             if remaining <= 0:
@@ -191,6 +219,8 @@ class Trainer:
         callbacks = [cb.ReseedEachEpoch(c.seed, st, self.train_loader), meter]
         if self.scheduler is not None and c.schedule == "onecycle":
             callbacks.append(cb.StepSchedulePerStep(self.scheduler))
+        if self.ema is not None:
+            callbacks.append(cb.UpdateAverage(self.ema, st))
         vdl = progress = None
         if self.is_main:
             names = self.data.class_names
@@ -223,34 +253,47 @@ class Trainer:
     def _end_of_epoch(self, meter: cb.TrainMeter, vdl: Optional[cb.VisualDLLog],
                       progress: Optional[ShowProgress]) -> None:
         """Everything after an epoch's last step, in this order: the checkpoint must hold the stepped
-        schedule, the epoch's row and the VisualDL log size it was taken at."""
+        schedule, the epoch's row, the early-stopping verdict and the VisualDL log size it was taken at."""
         c, st = self.config, self.state
         seconds = meter.seconds  # training time only, before validation
-        if self.scheduler is not None and c.schedule != "onecycle":
-            self.scheduler.step()  # 1. per-epoch schedules
-        val = self.evaluate("val")  # 2. the whole validation set, eval mode
+        val = self.evaluate("val")  # 1. the whole validation set, eval mode (and the average's)
+        ema_acc = self.evaluate("val", self.ema.average)["acc"] if self.ema is not None else None
+        if self.scheduler is not None and c.schedule == "plateau":
+            self.scheduler.step(val["acc"])  # 2. per-epoch schedules
+        elif self.scheduler is not None and c.schedule != "onecycle":
+            self.scheduler.step()
         row = EpochRow(epoch=st.epoch + 1, train_loss=meter.mean_loss, train_acc=meter.acc, val_loss=val["loss"],
-                       val_acc=val["acc"], lr=meter.lr, seconds=seconds, images_per_s=meter.seen / seconds)
-        improved = cb.record_epoch(st, row)  # 3. history, epoch counter, best
+                       val_acc=val["acc"], lr=meter.lr, seconds=seconds, images_per_s=meter.seen / seconds,
+                       ema_val_acc=ema_acc)
+        improved = cb.record_epoch(st, row)  # 3. history, epoch counter, best, early stopping
+        if c.early_stop_patience and st.epoch < c.epochs and st.epoch - st.best_epoch >= c.early_stop_patience:
+            st.stopped_early = st.epoch
+            self.model.stop_training = True  # paddle.Model.fit ends after this epoch
         if vdl is not None:
             vdl.log_epoch(row, val)  # 4. VisualDL (sets st.vdl_log_bytes)
-        if self.is_main:  # 5. metrics.csv, then epoch_N / latest (/ best)
+        if self.is_main:  # 5. metrics.csv, then epoch_N / latest (/ best) (/ ema)
             self.run.write_metrics(st.history)
             self.run.save_checkpoint(self.net, self.optimizer, self.checkpoint_state(), best=improved,
-                                     keep=c.keep_epochs)
+                                     keep=c.keep_epochs, ema=None if self.ema is None else self.ema.average)
         if progress is not None:
             progress.show_epoch(row)  # 6. the epoch's summary line
+            if st.stopped_early is not None:
+                print(f"early stopping: validation accuracy has not improved for {c.early_stop_patience} epochs "
+                      f"(best {st.best_val_acc:.4f} at epoch {st.best_epoch}); training ends at epoch {st.epoch}",
+                      flush=True)
 
     def dataset(self, split: str):
         if split not in ("train", "val", "test"):
             raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
         return getattr(self.data, split)
 
-    def evaluate(self, split: str) -> Dict[str, Any]:
-        """Loss and accuracy over the whole split in eval mode, plus its confusion matrix and logits."""
+    def evaluate(self, split: str, net: Optional[nn.Layer] = None) -> Dict[str, Any]:
+        """Loss and accuracy over the whole split in eval mode, plus its confusion matrix and logits
+        (of the trained net, or of ``net``: the weights' average)."""
         ds = self.dataset(split)
-        share_saved_buffers(self.net)
-        logits = predict_logits(self.net, ds, max(self.config.batch_size, 256))
+        net = net or self.net
+        share_saved_buffers(net)
+        logits = predict_logits(net, ds, max(self.config.batch_size, 256))
         metrics = classification_metrics(logits, ds.labels)
         metrics["confusion"] = confusion_matrix(logits.argmax(1), ds.labels, len(self.data.class_names))
         metrics["logits"] = logits
@@ -272,7 +315,7 @@ class Trainer:
                 "threads": self.threads, "fast_ops": self.device == "cpu" and fast.ops() is not None,
                 "precision": cfg.precision, "cpu": fast.cpu_model(), "isa": fast.cpu_isa(),
                 "best_epoch": st.best_epoch, "best_val_acc": st.best_val_acc,
-                "input_shape": list(self.contract.shape)}
+                "input_shape": list(self.contract.shape), "stopped_early": st.stopped_early, "init": st.init}
             records = analysis.layer_table(self.net, self.contract.shape)
             results["receptive_field"] = analysis.receptive_field_of(records)
             results["macs"], results["flops"] = analysis.cost_of(records)
@@ -298,6 +341,10 @@ class Trainer:
                 k = len(self.data.class_names)
                 results["pixels_per_class"] = {s: self.dataset(s).counts(k) for s in ("train", "val", "test")}
             results["best"] = self._best_checkpoint_metrics(results)
+            if self.ema is not None:  # checkpoints/ema: the average after the last epoch
+                results["ema"] = {"decay": cfg.ema_decay, **{
+                    split: {k: m[k] for k in ("loss", "acc", "n")}
+                    for split in ("val", "test") for m in [self.evaluate(split, self.ema.average)]}}
             if self.is_main and st.history:
                 plots.training_curves({cfg.net: st.history}, self.run.files.curves, title=cfg.net)
             self.run.write_results(results)
