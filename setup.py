@@ -36,7 +36,9 @@ setup(
         # one per CUDA version, so README installs that first and this extra adds nothing PyPI cannot serve.
         "gpu": [],
         # scikit-learn only checks our numpy PCA, stratified split and kappa against the official HybridSN code's.
-        "test": ["pytest>=7", "hypothesis>=6", "scikit-learn"],
+        "test": ["pytest>=7", "hypothesis>=6", "scikit-learn", "mplfonts==0.0.11"],
+        # Chinese class names in pictures (--lang zh): mplfonts ships Noto Sans CJK SC (MIT; the font is OFL).
+        "zh": ["mplfonts==0.0.11"],
     },
     entry_points={"console_scripts": ["paddle-cnn=paddle_cnn.cli:main"]},
 )

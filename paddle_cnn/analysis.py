@@ -48,6 +48,8 @@ class LayerRecord:
     jump: Optional[Tuple[int, ...]]
     macs: int = 0
     flops: int = 0
+    # Input coordinate of the centre of output unit 0 per spatial dim (unit i is centred at start + i * jump).
+    start: Optional[Tuple[float, ...]] = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,18 @@ def _layer_cost(layer: nn.Layer, x: paddle.Tensor, y: paddle.Tensor) -> Tuple[in
     return 0, 0
 
 
+def _padding_before(layer: nn.Layer, in_spatial, out_spatial, k, s) -> Tuple[int, ...]:
+    """Padding before the first element per spatial dim: the layer's own, SAME's share of the total
+    (Paddle puts the odd pixel after), 0 for adaptive pooling."""
+    geometry = window_geometry(layer, len(in_spatial))
+    if geometry is None:
+        return (0,) * len(in_spatial)
+    if geometry[2]:
+        return tuple(p[0] for p in geometry[2])
+    total = [max((o - 1) * si + ki - i, 0) for i, o, ki, si in zip(in_spatial, out_spatial, k, s)]
+    return tuple(t // 2 for t in total)
+
+
 def _kernel_stride(layer: nn.Layer, in_spatial: Sequence[int], out_spatial: Sequence[int]):
     """Effective kernel and stride of a spatial layer, or None if the layer is not one we model."""
     geometry = window_geometry(layer, len(in_spatial))
@@ -106,8 +120,8 @@ def layer_table(net: nn.Layer, input_shape: Sequence[int]) -> List[LayerRecord]:
     input_shape = tuple(int(v) for v in input_shape)
     n_spatial = len(input_shape) - 1
     records: List[LayerRecord] = []
-    # id(tensor) -> (rf, jump); tensors are kept alive in `seen` so ids are not reused.
-    fields: Dict[int, Tuple[Tuple[int, ...], Tuple[int, ...]]] = {}
+    # id(tensor) -> (rf, jump, start); tensors are kept alive in `seen` so ids are not reused.
+    fields: Dict[int, Tuple[Tuple[int, ...], Tuple[int, ...], Tuple[float, ...]]] = {}
     seen: List[paddle.Tensor] = []
 
     def field_of(t: paddle.Tensor):
@@ -130,11 +144,13 @@ def layer_table(net: nn.Layer, input_shape: Sequence[int]) -> List[LayerRecord]:
         spatial_out = len(y.shape) == n_spatial + 2
         if in_f is not None and spatial_out:
             ks = _kernel_stride(layer, x.shape[2:], y.shape[2:])
-            rf, jump = in_f
+            rf, jump, start = in_f
             if ks is not None:
                 k, s = ks
+                before = _padding_before(layer, x.shape[2:], y.shape[2:], k, s)
                 out_f = (tuple(r + (ki - 1) * j for r, ki, j in zip(rf, k, jump)),
-                         tuple(j * si for j, si in zip(jump, s)))
+                         tuple(j * si for j, si in zip(jump, s)),
+                         tuple(st + ((ki - 1) / 2 - b) * j for st, ki, b, j in zip(start, k, before, jump)))
             elif tuple(x.shape[2:]) == tuple(y.shape[2:]):
                 out_f = in_f  # element-wise layers (activations, norms, dropout) keep the field
         if out_f is not None:
@@ -149,6 +165,7 @@ def layer_table(net: nn.Layer, input_shape: Sequence[int]) -> List[LayerRecord]:
             params=int(sum(int(np.prod(p.shape)) for p in layer.parameters(include_sublayers=False))),
             receptive_field=None if out_f is None else out_f[0],
             jump=None if out_f is None else out_f[1],
+            start=None if out_f is None else out_f[2],
             macs=cost[0],
             flops=cost[1],
         ))
@@ -157,7 +174,7 @@ def layer_table(net: nn.Layer, input_shape: Sequence[int]) -> List[LayerRecord]:
     handles = [layer.register_forward_post_hook(hook)
                for _, layer in net.named_sublayers() if id(layer) in paths]
     def run(x):
-        fields[id(x)] = ((1,) * n_spatial, (1,) * n_spatial)
+        fields[id(x)] = ((1,) * n_spatial, (1,) * n_spatial, (0.0,) * n_spatial)
         seen.append(x)
         return net(x)
 

@@ -195,6 +195,50 @@ def _predict_scenes(args: argparse.Namespace, predictor, names) -> int:
     return 1 if failures else 0
 
 
+def _cmd_explain(args: argparse.Namespace) -> int:
+    """Feature maps, Grad-CAM and effective receptive fields of a run's net on each image."""
+    from paddle_cnn import datasets as D
+    from paddle_cnn import explain as E
+    from paddle_cnn import images as I
+    from paddle_cnn.training import load_model, plots
+    from paddle_cnn.training.trainer import select_device
+
+    if select_device(args.device) == "cpu":
+        fast.setup_process()
+    net, config, state = load_model(args.run_dir, args.which)
+    contract = state.input
+    if contract.bands:
+        raise ConfigError(f"{args.run_dir}: explain draws image nets; {config.net} classifies scene windows")
+    names = D.get_dataset(config.dataset).classes.get(args.lang)
+    if names is None:
+        raise ConfigError(f"--lang {args.lang}: {config.dataset} has no class names in that language")
+    family = None
+    if args.lang == "zh":
+        family = plots.cjk_family()
+        if family is None:
+            raise ConfigError("--lang zh needs a font with Chinese glyphs: pip install 'paddle-cnn[zh]' "
+                              "(or install Noto Sans CJK), or use --lang en")
+    stages = E.conv_stages(net, contract.shape)
+    if not stages:
+        raise ConfigError(f"{config.net} has no 2-D convolution stages to explain")
+    failures = 0
+    for path in map(Path, args.images):
+        try:
+            prepared = I.load_for_model(path, contract, args.invert)
+        except I.ImageError as exc:
+            print(f"paddle-cnn: error: {exc}", file=sys.stderr)
+            failures += 1
+            continue
+        x = contract.normalize_images(prepared.image[None])[0]
+        ex = E.explain(net, x, stages)
+        saved = E.draw(prepared.image, ex, stages, names, args.out, path.stem, family=family)
+        fields = ", ".join(f"{s.layer} {E.field_extent(ex.fields[s.layer]):.0f}/{s.receptive_field[0]}"
+                           for s in stages)
+        print(f"{path}: {names[ex.top]} {ex.probs[ex.top]:.3f}; effective/theoretical field {fields}; saved "
+              f"{', '.join(str(p) for p in saved)}")
+    return 1 if failures else 0
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from paddle_cnn.inference import export_run
 
@@ -351,6 +395,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="for a run folder (an export always predicts on CPU, threads = the cores this process "
                         "may use); default: auto")
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("explain", help="feature maps, Grad-CAM and effective receptive fields of a run's net on "
+                                       "your images (PNGs)")
+    p.add_argument("run_dir", type=Path, help="a run folder")
+    p.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
+    p.add_argument("--out", type=Path, default=Path("explain"), help="folder for the PNGs (default: explain)")
+    p.add_argument("--which", default="best", help="checkpoint of the run (default: best)")
+    p.add_argument("--lang", choices=["en", "zh"], default="en", help="class names: English or the tutorial's Chinese")
+    p.add_argument("--invert", choices=["auto", "yes", "no"], default="auto",
+                   help="make the object light on dark like the training data (auto: when the border is light)")
+    p.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto")
+    p.set_defaults(func=_cmd_explain)
 
     p = sub.add_parser("export", help="write an inference model (paddle.jit.save) and its metadata; "
                                       "paddle-cnn predict runs it on CPU through Paddle Inference with oneDNN")
