@@ -131,5 +131,28 @@ def test_the_classic_zoo_has_cifar10_recipes(tmp_path):
                          capture_output=True, text=True, timeout=600, cwd=ROOT, env=CLI_ENV)
     assert res.returncode == 0, res.stderr[-2000:]
     lines = res.stdout.strip().splitlines()
-    assert [line.split(":")[0] for line in lines] == ["nin_small", "resnet18_small"]
-    assert all("augment flip-crop, normalize cifar10" in line for line in lines)
+    assert [line.split(":")[0] for line in lines] == ["nin_small", "resnet18_small", "nin_small"]
+    assert all("augment flip-crop, normalize cifar10" in line for line in lines[:2])
+    # The NIN tutorial's own recipe, listed beside ours.
+    assert lines[2] == ("nin_small: momentum 0.9 lr 0.01 (x0.6 every 10 epochs), weight decay 0.0005, batch 64, "
+                        "100 epochs, augment none, normalize cifar10  [--recipe tutorial]")
+
+
+def test_the_nin_tutorial_recipe_runs_as_written(cifar_root, tmp_path):
+    res = subprocess.run([sys.executable, "-m", "experiments.classic_zoo", "--dataset", "cifar10", "--data-dir",
+                          str(cifar_root), "--no-verify-md5", "--nets", "nin_small", "--recipe", "tutorial",
+                          "--epochs", "1", "--val-size", "100", "--out", str(tmp_path / "zoo")],
+                         capture_output=True, text=True, timeout=600, cwd=ROOT, env=CLI_ENV)
+    assert res.returncode == 0, res.stderr[-3000:]
+    saved = json.loads((tmp_path / "zoo" / "nin_small" / "config.json").read_text())
+    assert {k: saved[k] for k in ("optimizer", "lr", "momentum", "weight_decay", "schedule", "step_size", "gamma",
+                                  "batch_size", "augment")} == dict(
+        optimizer="momentum", lr=0.01, momentum=0.9, weight_decay=5e-4, schedule="step", step_size=10, gamma=0.6,
+        batch_size=64, augment="none")
+    res = subprocess.run([sys.executable, "-m", "experiments.classic_zoo", "--nets", "lenet", "--recipe", "tutorial",
+                          "--list-recipes"], capture_output=True, text=True, timeout=600, cwd=ROOT, env=CLI_ENV)
+    assert res.returncode == 0  # listing ignores --recipe
+    res = subprocess.run([sys.executable, "-m", "experiments.classic_zoo", "--nets", "lenet", "--recipe", "tutorial",
+                          "--out", str(tmp_path / "x")], capture_output=True, text=True, timeout=600, cwd=ROOT,
+                         env=CLI_ENV)
+    assert res.returncode == 2 and "no tutorial recipe for lenet on fashion-mnist" in res.stderr
