@@ -177,3 +177,15 @@ def test_recipe_flags_reach_the_config_from_the_command_line(tmp_path, synthetic
             saved.schedule, saved.plateau_patience) == (0.1, 0.25, 0.5, 3, "plateau", 1)
     res = cli("train", "--resume", tmp_path / "r", "--ema-decay", 0.9)
     one_line_error(res, "ema_decay")
+
+
+def test_crop_shifts_digits_without_mirroring_them():
+    from paddle_cnn.training.data import FlipCrop
+
+    img = np.zeros((28, 28, 1), np.uint8)
+    img[10:18, 4:9] = 255  # left of centre: a mirror puts it right of centre
+    for i in range(50):
+        out = FlipCrop(pad=2, flip=False)(img, np.random.default_rng([0, i]))
+        xs = np.nonzero(out[:, :, 0])[1]
+        assert xs.min() >= 2 and xs.max() <= 10  # shifted by at most 2 pixels, never mirrored
+    assert RunConfig(augment="crop").validate().augment == "crop"

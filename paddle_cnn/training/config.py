@@ -16,7 +16,7 @@ from ..typed import SchemaError, from_dict
 OPTIMIZERS = ("adam", "adamw", "sgd", "momentum")
 SCHEDULES = ("constant", "step", "cosine", "onecycle", "plateau")
 DATASETS = registry.list_datasets()
-AUGMENTS = ("none", "flip-crop")
+AUGMENTS = ("none", "flip-crop", "crop")
 NORMALIZE = registry.normalisations()
 
 
@@ -37,7 +37,7 @@ class RunConfig:
     train_fraction: float = 0.3  # a scene's labelled pixels that train (stratified); the rest test (HybridSN: 30%)
     pca_bands: int = 0  # a scene's bands after PCA; 0: its record's (30 Indian Pines, 15 the others)
     normalize: str = "unit"  # unit ([0, 1], the notebook's /255), or the z-scores of fashion-mnist, mnist or cifar10
-    augment: str = "none"  # none, or flip-crop (random horizontal flip + 2-pixel shifted crop)
+    augment: str = "none"  # none, flip-crop (random horizontal flip + 2-pixel shifted crop), or crop (digits: no flip)
     input_size: Optional[List[int]] = None  # resize inputs to H W (for full-size nets); None: the dataset's size
     in_channels: int = 0  # 0: the dataset's own; grey images can be repeated on more (for nets built for colour)
     epochs: int = 10
@@ -67,11 +67,13 @@ class RunConfig:
     keep_epochs: int = 0  # keep only the last N epoch_* checkpoints (0 keeps all)
     train_limit: int = 0  # use only the first N training images (0: all); for smoke runs
     test_limit: int = 0  # use only the first N test images (0: all)
+    limit_sample: str = "first"  # first, or random: which rows train_limit / test_limit keep (seeded by seed)
 
     def validate(self) -> "RunConfig":
         choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "dataset": DATASETS, "augment": AUGMENTS,
                    "device": ("auto", "cpu", "gpu"), "split": ("tail", "random", "stratified"),
-                   "normalize": NORMALIZE, "precision": ("fp32", "bf16")}
+                   "normalize": NORMALIZE, "precision": ("fp32", "bf16"),
+                   "limit_sample": ("first", "random")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"config {name}={getattr(self, name)!r}; expected one of {', '.join(allowed)}")

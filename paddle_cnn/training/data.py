@@ -29,11 +29,11 @@ class FlipCrop:
 
     takes_rng = True
 
-    def __init__(self, pad: int = 2):
-        self.pad = pad
+    def __init__(self, pad: int = 2, flip: bool = True):
+        self.pad, self.flip = pad, flip
 
     def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        if rng.random() < 0.5:
+        if rng.random() < 0.5 and self.flip:  # drawn either way: crop positions do not depend on flip
             img = img[:, ::-1]
         p = self.pad
         padded = np.pad(img, ((p, p), (p, p), (0, 0)))
@@ -96,8 +96,8 @@ class Compose:
 
 def make_transform(config: RunConfig, train: bool) -> Optional[Callable]:
     steps: List[Callable] = []
-    if train and config.augment == "flip-crop":
-        steps.append(FlipCrop(pad=D.registry.get_dataset(config.dataset).augment_pad))
+    if train and config.augment in ("flip-crop", "crop"):  # a mirrored digit is another digit (or none)
+        steps.append(FlipCrop(pad=D.registry.get_dataset(config.dataset).augment_pad, flip=config.augment != "crop"))
     if config.input_size is not None:
         steps.append(Resize(config.input_size))
     if train and config.random_erasing:  # after resizing: the rectangle has sharp edges at the net's size
@@ -110,8 +110,13 @@ def val_count(config: RunConfig, rows: int) -> int:
     return max(1, int(round(config.val_fraction * rows))) if config.val_fraction else config.val_size
 
 
-def _limit(ds: D.ArrayDataset, n: int) -> D.ArrayDataset:
-    return ds.subset(np.arange(min(n, len(ds)))) if n else ds
+def _limit(ds: D.ArrayDataset, n: int, sample: str = "first", seed: int = 0) -> D.ArrayDataset:
+    """The first ``n`` rows, or ``n`` random ones in random order (the tf.keras tutorial's subsets)."""
+    if not n:
+        return ds
+    if sample == "random":
+        return ds.subset(np.random.default_rng([seed, 17]).permutation(len(ds))[:min(n, len(ds))])
+    return ds.subset(np.arange(min(n, len(ds))))
 
 
 def build_data(config: RunConfig) -> RunData:
@@ -133,9 +138,9 @@ def build_data(config: RunConfig) -> RunData:
         if not ds.has_labels:
             raise D.DataError(ds.source, f"the {name} data has no labels (ID layout); training and evaluation "
                                          "need the labelled layout 'label,pixel1,...'")
-    full = _limit(full, config.train_limit)
+    full = _limit(full, config.train_limit, config.limit_sample, config.seed)
     train, val = D.train_val_split(full, val_count(config, len(full)), config.split, config.seed)
-    test = _limit(test, config.test_limit)
+    test = _limit(test, config.test_limit, config.limit_sample, config.seed + 1)
     train.transform = make_transform(config, train=True)
     val.transform = test.transform = make_transform(config, train=False)
     for ds in (train, val, test):

@@ -315,7 +315,8 @@ class Trainer:
                 "threads": self.threads, "fast_ops": self.device == "cpu" and fast.ops() is not None,
                 "precision": cfg.precision, "cpu": fast.cpu_model(), "isa": fast.cpu_isa(),
                 "best_epoch": st.best_epoch, "best_val_acc": st.best_val_acc,
-                "input_shape": list(self.contract.shape), "stopped_early": st.stopped_early, "init": st.init}
+                "input_shape": list(self.contract.shape), "stopped_early": st.stopped_early, "init": st.init,
+                "images": {s: len(self.dataset(s)) for s in ("train", "val", "test")}}
             records = analysis.layer_table(self.net, self.contract.shape)
             results["receptive_field"] = analysis.receptive_field_of(records)
             results["macs"], results["flops"] = analysis.cost_of(records)
