@@ -51,6 +51,7 @@ ZOO_COLUMNS = [
     ("val acc", "val.acc", "{:.4f}"),
     ("test acc", "test.acc", "{:.4f}"),
     ("test loss", "test.loss", "{:.4f}"),
+    ("EMA test acc", "ema.test.acc", "{:.4f}"),  # the weights' moving average, for recipes that keep one
     ("command", "command", "`{}`"),
 ]
 # The same net in fp32 and bf16: what the precision costs in accuracy, and on which CPU (speed: benchmarks).
