@@ -44,7 +44,8 @@ def _launch(tmp_path, name, program, *args, timeout=600):
 def _metrics(run_dir):
     lines = (run_dir / "metrics.csv").read_text().splitlines()
     header = lines[0].split(",")
-    return [dict(zip(header, map(float, line.split(",")))) for line in lines[1:]]
+    # Empty cells (ema_val_acc without a moving average) are None.
+    return [{k: float(v) if v else None for k, v in zip(header, line.split(","))} for line in lines[1:]]
 
 
 def _train_args(csvs, out, epochs):
