@@ -31,6 +31,7 @@ import math
 from pathlib import Path
 from typing import Dict, List, Optional, Union
 
+from paddle_cnn import report
 from paddle_cnn.entry import run_command
 from paddle_cnn.fileio import atomic_write_text
 from paddle_cnn.training import RunConfig, RunDir, RunLayout, add_config_args, build_data, plan_job, train_and_evaluate
@@ -76,9 +77,7 @@ def collect(out: Path) -> List[dict]:
     for part in PARTS:
         for run in sorted((out / part).glob("*")) if (out / part).is_dir() else []:
             if run.name in NETS and finished(run):
-                r = json.loads(RunLayout.at(run).results.read_text(encoding="utf-8"))
-                r["part"] = part
-                rows.append(r)
+                rows += [dict(r, part=part) for r in report.load_results([run])]
     return rows
 
 

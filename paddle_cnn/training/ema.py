@@ -24,6 +24,11 @@ class WeightEMA:
         self.net, self.average, self.decay = net, copy, float(decay)
         self.reset()
         copy.eval()
+        # Loading a state (reset, a resume) writes into these same tensors, so the pairs are built once
+        # rather than from two state_dict() walks every step.
+        current = net.state_dict()
+        self._pairs = [(avg, current[key]) for key, avg in copy.state_dict().items()
+                       if avg.dtype in (paddle.float32, paddle.float64)]
 
     def reset(self) -> None:
         """The average starts at the current weights (a new run; a resume loads its saved average)."""
@@ -33,7 +38,5 @@ class WeightEMA:
     def update(self, updates: int) -> None:
         """One step of the average; ``updates`` is how many steps it has seen before this one."""
         d = effective_decay(self.decay, updates)
-        current = self.net.state_dict()
-        for key, avg in self.average.state_dict().items():
-            if avg.dtype in (paddle.float32, paddle.float64):
-                avg.scale_(d).add_(current[key].detach().scale(1 - d))
+        for avg, current in self._pairs:
+            avg.scale_(d).add_(current.detach().scale(1 - d))

@@ -343,9 +343,10 @@ class Trainer:
                 results["pixels_per_class"] = {s: self.dataset(s).counts(k) for s in ("train", "val", "test")}
             results["best"] = self._best_checkpoint_metrics(results)
             if self.ema is not None:  # checkpoints/ema: the average after the last epoch
-                results["ema"] = {"decay": cfg.ema_decay, **{
-                    split: {k: m[k] for k in ("loss", "acc", "n")}
-                    for split in ("val", "test") for m in [self.evaluate(split, self.ema.average)]}}
+                results["ema"] = {"decay": cfg.ema_decay}
+                for split in ("val", "test"):
+                    m = self.evaluate(split, self.ema.average)
+                    results["ema"][split] = {"loss": m["loss"], "acc": m["acc"], "n": m["n"]}
             if self.is_main and st.history:
                 plots.training_curves({cfg.net: st.history}, self.run.files.curves, title=cfg.net)
             self.run.write_results(results)
