@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import paddle
+import paddle.nn.functional as F
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -209,10 +210,10 @@ def test_the_primitive_cache_is_bounded_and_reuses_a_shape_it_has(ops):
     w = paddle.randn([2, 1, 3, 3])
     before = fast.cached_primitives()
     for n in range(1, 301):  # 300 batch sizes: 300 geometries for the forward convolution's cache
-        ops.pcnn_conv2d(paddle.randn([n, 1, 3, 3]), w, [1, 1], [0, 0, 0, 0], [1, 1], 1, False, False, False)
+        ops.pcnn_conv2d(paddle.randn([n, 1, 3, 3]), w, [1, 1], [0, 0, 0, 0], [1, 1], 1, "none", False, False, False)
     grown = fast.cached_primitives()
     assert 0 <= grown - before <= 128  # that cache keeps its 128 most recently used
-    ops.pcnn_conv2d(paddle.randn([300, 1, 3, 3]), w, [1, 1], [0, 0, 0, 0], [1, 1], 1, False, False, False)
+    ops.pcnn_conv2d(paddle.randn([300, 1, 3, 3]), w, [1, 1], [0, 0, 0, 0], [1, 1], 1, "none", False, False, False)
     assert fast.cached_primitives() == grown  # still held: nothing new built
 
 
@@ -220,7 +221,7 @@ def test_a_primitive_built_for_one_thread_count_is_not_run_with_another(ops):
     """oneDNN splits a primitive's work for the threads it sees when built: one built before the
     Trainer set the count (a paddle.summary first) and run after gave other numbers."""
     code = ("import paddle; from paddle_cnn import fast; ops = fast.ops(); x = paddle.randn([7, 2, 9, 9]); "
-            "w = paddle.randn([4, 2, 3, 3]); conv = lambda: ops.pcnn_conv2d(x, w, [1, 1], [0] * 4, [1, 1], 1, "
+            "w = paddle.randn([4, 2, 3, 3]); conv = lambda: ops.pcnn_conv2d(x, w, [1, 1], [0] * 4, [1, 1], 1, 'none', "
             "False, False, False); fast.set_threads(1); conv(); conv(); fast.set_threads(2); conv(); conv()")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                          env=dict(os.environ, ONEDNN_VERBOSE="all"))
@@ -268,6 +269,62 @@ def test_pooling_equals_paddle_on_random_geometry(ops, stock, data):
     got = _grads(layer, x, dy)
     for g, w_ in zip(got, want):
         np.testing.assert_allclose(g.numpy(), w_.numpy(), atol=1e-5, rtol=1e-5)
+
+
+@_CASES
+@given(data=st.data())
+def test_a_fused_activation_equals_the_convolution_then_the_activation(ops, data):
+    """The training convolution with its ReLU or Sigmoid fused in (NCHW or NHWC maps): output and
+    every gradient, the activation's taken from the output."""
+    act = data.draw(st.sampled_from(["relu", "sigmoid"]))
+    cin, cout, k = data.draw(st.integers(1, 5)), data.draw(st.integers(1, 6)), data.draw(st.integers(1, 3))
+    n, h, w = data.draw(st.sampled_from([1, 3])), data.draw(st.integers(k, 9)), data.draw(st.integers(k, 9))
+    cl, with_bias = data.draw(st.booleans()), data.draw(st.booleans())
+    rng = np.random.default_rng(data.draw(st.integers(0, 1000)))
+    x = paddle.to_tensor(rng.normal(size=(n, cin, h, w)).astype("float32"))
+    weight = paddle.to_tensor(rng.normal(size=(cout, cin, k, k)).astype("float32"))
+    bias = paddle.to_tensor(rng.normal(size=(cout,)).astype("float32"))
+    inputs = [x, weight] + ([bias] if with_bias else [])
+    for t in inputs:
+        t.stop_gradient = False
+    ref = F.conv2d(x, weight, bias if with_bias else None, padding=k // 2)
+    ref = F.relu(ref) if act == "relu" else F.sigmoid(ref)
+    dy = paddle.to_tensor(rng.normal(size=ref.shape).astype("float32"))
+    want = [ref] + list(paddle.grad([ref], inputs, [dy]))
+    xin = x.transpose([0, 2, 3, 1]).contiguous() if cl else x
+    args = [[1, 1], [k // 2] * 4, [1, 1], 1, act, cl, cl, False]
+    out = (ops.pcnn_conv2d_bias(xin, weight, bias, *args) if with_bias else ops.pcnn_conv2d(xin, weight, *args))
+    got = list(paddle.grad([out], [xin] + inputs[1:], [dy.transpose([0, 2, 3, 1]).contiguous() if cl else dy]))
+    if cl:
+        out, got[0] = out.transpose([0, 3, 1, 2]), got[0].transpose([0, 3, 1, 2])
+    for g, w_ in zip([out] + got, want):
+        scale = float(w_.abs().max()) + 1.0
+        np.testing.assert_allclose(g.numpy(), w_.numpy(), atol=2e-5 * scale, rtol=1e-4)
+
+
+@_CASES
+@given(data=st.data())
+def test_pooling_on_nhwc_maps_is_the_nchw_pooling_transposed(ops, data):
+    """The channels-last form a Sequential chain uses: NHWC in, NHWC out, and its gradient."""
+    mode = data.draw(st.sampled_from(["max", "avg_exclusive", "avg_inclusive"]))
+    k = [data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))]
+    stride = [data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))]
+    pad = data.draw(st.integers(0, min(k) // 2))
+    n, c = data.draw(st.sampled_from([1, 2])), data.draw(st.sampled_from([1, 3, 6, 16, 17]))
+    h, w = data.draw(st.integers(k[0], 11)), data.draw(st.integers(k[1], 11))
+    rng = np.random.default_rng(data.draw(st.integers(0, 1000)))
+    x = paddle.to_tensor(rng.normal(size=(n, c, h, w)).astype("float32"))
+    x.stop_gradient = False
+    pads = [pad] * 4
+    want = ops.pcnn_pool2d(x, k, stride, pads, mode, False)[0]
+    dy = paddle.to_tensor(rng.normal(size=want.shape).astype("float32"))
+    (want_dx,) = paddle.grad([want], [x], [dy])
+    x_cl = x.detach().transpose([0, 2, 3, 1]).contiguous()
+    x_cl.stop_gradient = False
+    got = ops.pcnn_pool2d(x_cl, k, stride, pads, mode, True)[0]
+    (got_dx,) = paddle.grad([got], [x_cl], [dy.transpose([0, 2, 3, 1]).contiguous()])
+    np.testing.assert_allclose(got.numpy(), want.numpy().transpose(0, 2, 3, 1), atol=1e-6, rtol=1e-6)
+    np.testing.assert_allclose(got_dx.numpy(), want_dx.numpy().transpose(0, 2, 3, 1), atol=1e-6, rtol=1e-6)
 
 
 @_CASES
@@ -468,6 +525,82 @@ def test_every_net_infers_as_with_the_stock_kernels(ops, stock, name):
     assert isinstance(got, paddle.Tensor)
     want = want.numpy()
     np.testing.assert_allclose(got.numpy(), want, atol=1e-4 * (np.abs(want).max() + 1), rtol=1e-4)
+
+
+SMALL_NETS = [n for n in nets.list_nets() if max(nets.get_info(n).input_shape(1)[1:]) <= 32]
+
+
+@pytest.mark.parametrize("name", SMALL_NETS)
+def test_every_small_net_backward_equals_the_stock_kernels(ops, stock, name):
+    """Forward and every parameter's gradient of a whole net (its Sequential chains hand NHWC maps
+    on) against Paddle's own layers, eval mode on random running statistics so that dropout and
+    batch statistics do not differ between the two passes (batch statistics: the test below)."""
+    rng = np.random.default_rng(2)
+    info = nets.get_info(name)
+    x = paddle.to_tensor(rng.normal(size=(3,) + info.input_shape(1)).astype("float32"))
+    results = []
+    for fast_path in (False, True):
+        stock(not fast_path)
+        paddle.seed(0)
+        net = nets.create(name, num_classes=10 if name != "hybridsn" else 16)
+        _random_statistics(net, np.random.default_rng(4))
+        net.eval()
+        out = net(x)
+        out = out[0] if isinstance(out, (tuple, list)) else out
+        weights = paddle.to_tensor(np.random.default_rng(5).normal(size=out.shape).astype("float32"))
+        loss = (out * weights).sum()
+        loss.backward()
+        results.append([out.numpy()] + [p.grad.numpy() for p in net.parameters() if p.grad is not None])
+    assert len(results[0]) == len(results[1])
+    scale = max(float(np.abs(a).max()) for a in results[0])
+    for want, got in zip(*results):
+        np.testing.assert_allclose(got, want, atol=1e-5 * scale, rtol=1e-4)
+
+
+def test_a_sequential_chain_trains_with_batch_statistics_as_the_stock_kernels(ops, stock):
+    """lenet_bn in training mode: conv, batch norm (batch statistics, running ones updated), Sigmoid
+    and pooling on NHWC maps, against the layers one by one."""
+    rng = np.random.default_rng(3)
+    x = paddle.to_tensor(rng.normal(size=(16, 1, 28, 28)).astype("float32"))
+    results = []
+    for fast_path in (False, True):
+        stock(not fast_path)
+        paddle.seed(0)
+        net = nets.create("lenet_bn")
+        net.train()
+        loss = (net(x) * paddle.to_tensor(np.random.default_rng(5).normal(size=(16, 10)).astype("float32"))).sum()
+        loss.backward()
+        stats = [layer._mean.numpy().copy() for layer in net.sublayers() if isinstance(layer, paddle.nn.BatchNorm2D)]
+        results.append([loss.numpy()] + [p.grad.numpy() for p in net.parameters() if p.grad is not None] + stats)
+    scale = max(float(np.abs(a).max()) for a in results[0])
+    for want, got in zip(*results):
+        np.testing.assert_allclose(got, want, atol=1e-4 * scale, rtol=1e-3)
+
+
+def test_sequential_nets_run_channels_last(ops, monkeypatch):
+    """The guard for the Sequential chain: standard_cnn's second convolution reads the NHWC maps the
+    first wrote, pooling runs on them, and in inference each ReLU is fused into its convolution."""
+    net = nets.create("standard_cnn")
+    calls = _recorded(ops, monkeypatch, "pcnn_pool2d", "pcnn_act")
+    net.train()
+    net(paddle.randn([2, 1, 28, 28])).sum().backward()
+    assert [c for c in calls if c[0] != "pcnn_act"] == [
+        ("pcnn_conv2d_bias_wgrad", (False, True)), ("pcnn_pool2d", ("avg_exclusive", True)),
+        ("pcnn_conv2d_bias", (True, True)), ("pcnn_pool2d", ("avg_exclusive", True))]
+    calls.clear()
+    net.eval()
+    with paddle.no_grad():
+        net(paddle.randn([2, 1, 28, 28]))
+    assert calls == [("pcnn_conv_infer", (False, True)), ("pcnn_pool2d", ("avg_exclusive", True)),
+                     ("pcnn_conv_infer", (True, True)), ("pcnn_pool2d", ("avg_exclusive", True))]
+    calls.clear()
+    hook = net[1].register_forward_post_hook(lambda layer, inputs, out: None)  # a watched ReLU
+    with paddle.no_grad():
+        net(paddle.randn([2, 1, 28, 28]))
+    hook.remove()
+    # Layer by layer, NCHW: each Conv2D on its own, then the ReLU the hook watches.
+    assert [name for name, _ in calls if name != "pcnn_act"] == ["pcnn_conv2d_bias_wgrad", "pcnn_pool2d"] * 2
+    assert [flags for name, flags in calls if name.startswith("pcnn_conv")] == [(False, False)] * 2
 
 
 @_CASES

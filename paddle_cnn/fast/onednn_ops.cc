@@ -158,6 +158,46 @@ std::string key_of(std::initializer_list<int64_t> values) {
   return k;
 }
 
+// ---------------------------------------------------------------- activations
+
+// Paddle's CPU ReLU and Sigmoid run on one thread (Sigmoid with a scalar exp: 5x PyTorch's time on
+// LeNet's maps). oneDNN's eltwise primitives are vectorised and threaded; the backward pass reads
+// the output (the *_use_dst_for_bwd forms), so the input need not be kept.
+dnnl::algorithm act_algorithm(const std::string& mode) {
+  if (mode == "relu") return dnnl::algorithm::eltwise_relu_use_dst_for_bwd;
+  if (mode == "sigmoid") return dnnl::algorithm::eltwise_logistic_use_dst_for_bwd;
+  PD_THROW("pcnn act: mode must be relu or sigmoid, not ", mode);
+}
+
+// A training convolution's fused activation ("none", "relu", "sigmoid") as a post-op attribute.
+dnnl::primitive_attr act_post_op(const std::string& act) {
+  dnnl::primitive_attr attr;
+  if (act == "none") return attr;
+  if (act != "relu" && act != "sigmoid") PD_THROW("pcnn conv2d: act must be none, relu or sigmoid, not ", act);
+  dnnl::post_ops ops;
+  ops.append_eltwise(act == "relu" ? dnnl::algorithm::eltwise_relu : dnnl::algorithm::eltwise_logistic, 0.f, 0.f);
+  attr.set_post_ops(ops);
+  return attr;
+}
+
+struct ActPrims {
+  dnnl::eltwise_forward::primitive_desc fwd;
+  dnnl::eltwise_backward::primitive_desc bwd;
+  dnnl::eltwise_forward fwd_prim;
+  dnnl::eltwise_backward bwd_prim;
+};
+
+std::shared_ptr<ActPrims> act_prims(int64_t numel, const std::string& mode) {
+  auto alg = act_algorithm(mode);
+  return cached<ActPrims>(key_of({numel, (int64_t)alg}), [&] {
+    auto& eng = cpu_engine();
+    memory::desc md({numel}, dt::f32, tag::a);  // any shape, seen as its elements
+    auto fwd = dnnl::eltwise_forward::primitive_desc(eng, dnnl::prop_kind::forward_training, alg, md, md, 0.f, 0.f);
+    auto bwd = dnnl::eltwise_backward::primitive_desc(eng, alg, md, md, md, 0.f, 0.f, fwd);
+    return ActPrims{fwd, bwd, dnnl::eltwise_forward(fwd), dnnl::eltwise_backward(bwd)};
+  });
+}
+
 struct ConvPrims {
   dnnl::convolution_forward::primitive_desc fwd;
   dnnl::convolution_backward_data::primitive_desc bwd_data;
@@ -167,11 +207,13 @@ struct ConvPrims {
   dnnl::convolution_backward_weights bwd_weights_prim;
 };
 
-std::shared_ptr<ConvPrims> conv_prims(const Conv& c, bool bias, bool cl_in, bool cl_out, bool bf16) {
+std::shared_ptr<ConvPrims> conv_prims(const Conv& c, bool bias, const std::string& act, bool cl_in, bool cl_out,
+                                      bool bf16) {
   auto key = key_of({c.n, c.ic, c.ih, c.iw, c.oc, c.kh, c.kw, c.groups, c.strides[0], c.strides[1], c.dilates[0],
                      c.dilates[1], c.pad_l[0], c.pad_l[1], c.pad_r[0], c.pad_r[1], (int64_t)bias, (int64_t)cl_in,
-                     (int64_t)cl_out, (int64_t)bf16});
+                     (int64_t)cl_out, (int64_t)bf16}) + act;
   return cached<ConvPrims>(key, [&] {
+    const auto attr = act_post_op(act);
     auto& eng = cpu_engine();
     // With bf16 the convolution reads bf16 maps and weights (converted from Paddle's float32 ones as
     // they are reordered) and writes float32; the gradients it reads are bf16, those it writes float32.
@@ -184,10 +226,10 @@ std::shared_ptr<ConvPrims> conv_prims(const Conv& c, bool bias, bool cl_in, bool
     memory::desc b({c.oc}, dt::f32, tag::x);
     auto fwd = bias ? dnnl::convolution_forward::primitive_desc(
                           eng, dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src, wei, b, dst,
-                          c.strides, c.dilates, c.pad_l, c.pad_r)
+                          c.strides, c.dilates, c.pad_l, c.pad_r, attr)
                     : dnnl::convolution_forward::primitive_desc(
                           eng, dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src, wei, dst,
-                          c.strides, c.dilates, c.pad_l, c.pad_r);
+                          c.strides, c.dilates, c.pad_l, c.pad_r, attr);
     auto bwd_data = dnnl::convolution_backward_data::primitive_desc(
         eng, dnnl::algorithm::convolution_direct, dsrc, wei, ddst, c.strides, c.dilates, c.pad_l, c.pad_r, fwd);
     // A strided 1x1 kernel's weight gradient on NHWC maps (oneDNN's reduce-to-unit-stride 1x1 kernel)
@@ -327,13 +369,13 @@ std::vector<paddle::Tensor> run_backward(dnnl::stream& s, ConvPrims& p, const me
 
 std::vector<paddle::Tensor> conv_forward(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor* b,
                                          const std::vector<int>& strides, const std::vector<int>& paddings,
-                                         const std::vector<int>& dilations, int groups, bool cl_in, bool cl_out,
-                                         bool bf16) {
+                                         const std::vector<int>& dilations, int groups, const std::string& act,
+                                         bool cl_in, bool cl_out, bool bf16) {
   apply_threads();
   check_cpu_f32(x, "input");
   check_cpu_f32(w, "weight");
   auto c = conv_geometry(nchw_of(x.shape(), cl_in), w.shape(), strides, paddings, dilations, groups);
-  auto held = conv_prims(c, b != nullptr, cl_in, cl_out, bf16);
+  auto held = conv_prims(c, b != nullptr, act, cl_in, cl_out, bf16);
   auto& p = *held;
   dnnl::stream s(cpu_engine());
   auto out = empty_like_shape(out_shape_of(c, cl_out));
@@ -351,15 +393,28 @@ std::vector<paddle::Tensor> conv_forward(const paddle::Tensor& x, const paddle::
   return {out};
 }
 
-std::vector<paddle::Tensor> conv_backward(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor& dy,
-                                          bool bias, bool need_dx, const std::vector<int>& strides,
-                                          const std::vector<int>& paddings, const std::vector<int>& dilations,
-                                          int groups, bool cl_in, bool cl_out, bool bf16) {
+std::vector<paddle::Tensor> conv_backward(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor& out,
+                                          const paddle::Tensor& dout, bool bias, bool need_dx,
+                                          const std::vector<int>& strides, const std::vector<int>& paddings,
+                                          const std::vector<int>& dilations, int groups, const std::string& act,
+                                          bool cl_in, bool cl_out, bool bf16) {
   apply_threads();
   auto c = conv_geometry(nchw_of(x.shape(), cl_in), w.shape(), strides, paddings, dilations, groups);
-  auto held = conv_prims(c, bias, cl_in, cl_out, bf16);
+  const auto out_shape = out_shape_of(c, cl_out);
+  PD_CHECK(dout.shape() == out_shape && out.shape() == out_shape,
+           "pcnn conv2d: the output gradient's shape differs from the output's");
+  auto held = conv_prims(c, bias, act, cl_in, cl_out, bf16);
   auto& p = *held;
   dnnl::stream s(cpu_engine());
+  paddle::Tensor dy = dout;
+  if (act != "none") {  // the gradient through the fused activation, from its output (elementwise, any layout)
+    dy = empty_like_shape(out_shape);
+    auto eltwise = act_prims(out.numel(), act);
+    eltwise->bwd_prim.execute(
+        s, {{DNNL_ARG_DST, memory(eltwise->bwd.dst_desc(), cpu_engine(), const_cast<float*>(out.data<float>()))},
+            {DNNL_ARG_DIFF_DST, memory(eltwise->bwd.diff_dst_desc(), cpu_engine(), const_cast<float*>(dout.data<float>()))},
+            {DNNL_ARG_DIFF_SRC, memory(eltwise->bwd.diff_src_desc(), cpu_engine(), dy.data<float>())}});
+  }
   return run_backward(s, p, user_desc({c.n, c.ic, c.ih, c.iw}, cl_in),
                       memory::desc(weight_dims(c), dt::f32, weight_tag(c)), user_desc({c.n, c.oc, c.oh, c.ow}, cl_out),
                       x, w, dy, bias, need_dx, c.oc);
@@ -567,12 +622,19 @@ struct Pool {
   int64_t n, c, ih, iw, oh, ow;
   memory::dims kernel, strides, pad_l, pad_r;
   dnnl::algorithm alg;
+  bool cl;  // NHWC tensors ([N, H, W, C]) in and out, as a channels-last chain hands them on
+
+  std::vector<int64_t> out_shape() const { return cl ? std::vector<int64_t>{n, oh, ow, c} : std::vector<int64_t>{n, c, oh, ow}; }
 };
 
 Pool pool_geometry(const std::vector<int64_t>& x, const std::vector<int>& kernel, const std::vector<int>& strides,
-                   const std::vector<int>& paddings, const std::string& mode) {
+                   const std::vector<int>& paddings, const std::string& mode, bool channels_last) {
   Pool p;
-  p.n = x[0]; p.c = x[1]; p.ih = x[2]; p.iw = x[3];
+  if (x.size() != 4) PD_THROW("pcnn pool2d: the input must be 4-D, got rank ", x.size());
+  p.cl = channels_last;
+  p.n = x[0];
+  if (channels_last) { p.ih = x[1]; p.iw = x[2]; p.c = x[3]; }
+  else { p.c = x[1]; p.ih = x[2]; p.iw = x[3]; }
   p.oh = (p.ih + paddings[0] + paddings[1] - kernel[0]) / strides[0] + 1;
   p.ow = (p.iw + paddings[2] + paddings[3] - kernel[1]) / strides[1] + 1;
   if (p.ih + paddings[0] + paddings[1] < kernel[0] || p.iw + paddings[2] + paddings[3] < kernel[1])
@@ -597,47 +659,19 @@ struct PoolPrims {
 
 std::shared_ptr<PoolPrims> pool_prims(const Pool& q) {
   auto key = key_of({q.n, q.c, q.ih, q.iw, q.kernel[0], q.kernel[1], q.strides[0], q.strides[1], q.pad_l[0],
-                     q.pad_l[1], q.pad_r[0], q.pad_r[1], (int64_t)q.alg});
+                     q.pad_l[1], q.pad_r[0], q.pad_r[1], (int64_t)q.alg, (int64_t)q.cl});
   return cached<PoolPrims>(key, [&] {
     auto& eng = cpu_engine();
-    // Plain layouts: pooling is memory-bound, and a reorder would cost as much as the pooling.
-    memory::desc src({q.n, q.c, q.ih, q.iw}, dt::f32, tag::nchw);
-    memory::desc dst({q.n, q.c, q.oh, q.ow}, dt::f32, tag::nchw);
+    // The tensors' own layouts: pooling is memory-bound, and a reorder would cost as much as the pooling.
+    auto layout = q.cl ? tag::nhwc : tag::nchw;
+    memory::desc src({q.n, q.c, q.ih, q.iw}, dt::f32, layout);
+    memory::desc dst({q.n, q.c, q.oh, q.ow}, dt::f32, layout);
     memory::dims no_dilation = {0, 0};
     auto fwd = dnnl::pooling_forward::primitive_desc(eng, dnnl::prop_kind::forward_training, q.alg, src, dst, q.strides,
                                                      q.kernel, no_dilation, q.pad_l, q.pad_r);
     auto bwd = dnnl::pooling_backward::primitive_desc(eng, q.alg, src, dst, q.strides, q.kernel, no_dilation, q.pad_l,
                                                       q.pad_r, fwd);
     return PoolPrims{fwd, bwd, dnnl::pooling_forward(fwd), dnnl::pooling_backward(bwd)};
-  });
-}
-
-// ---------------------------------------------------------------- activations
-
-// Paddle's CPU ReLU and Sigmoid run on one thread (Sigmoid with a scalar exp: 5x PyTorch's time on
-// LeNet's maps). oneDNN's eltwise primitives are vectorised and threaded; the backward pass reads
-// the output (the *_use_dst_for_bwd forms), so the input need not be kept.
-dnnl::algorithm act_algorithm(const std::string& mode) {
-  if (mode == "relu") return dnnl::algorithm::eltwise_relu_use_dst_for_bwd;
-  if (mode == "sigmoid") return dnnl::algorithm::eltwise_logistic_use_dst_for_bwd;
-  PD_THROW("pcnn act: mode must be relu or sigmoid, not ", mode);
-}
-
-struct ActPrims {
-  dnnl::eltwise_forward::primitive_desc fwd;
-  dnnl::eltwise_backward::primitive_desc bwd;
-  dnnl::eltwise_forward fwd_prim;
-  dnnl::eltwise_backward bwd_prim;
-};
-
-std::shared_ptr<ActPrims> act_prims(int64_t numel, const std::string& mode) {
-  auto alg = act_algorithm(mode);
-  return cached<ActPrims>(key_of({numel, (int64_t)alg}), [&] {
-    auto& eng = cpu_engine();
-    memory::desc md({numel}, dt::f32, tag::a);  // any shape, seen as its elements
-    auto fwd = dnnl::eltwise_forward::primitive_desc(eng, dnnl::prop_kind::forward_training, alg, md, md, 0.f, 0.f);
-    auto bwd = dnnl::eltwise_backward::primitive_desc(eng, alg, md, md, md, 0.f, 0.f, fwd);
-    return ActPrims{fwd, bwd, dnnl::eltwise_forward(fwd), dnnl::eltwise_backward(bwd)};
   });
 }
 
@@ -670,12 +704,14 @@ std::shared_ptr<AffinePrims> affine_prims(const std::vector<int64_t>& shape) {
 
 // ---------------------------------------------------------------- Paddle operators
 
+// act: "none", or "relu" / "sigmoid" fused as a post-op (its gradient taken from the output).
 #define CONV_ATTRS {"strides: std::vector<int>", "paddings: std::vector<int>", "dilations: std::vector<int>", \
-                    "groups: int", "channels_last_in: bool", "channels_last_out: bool", "bf16: bool"}
+                    "groups: int", "act: std::string", "channels_last_in: bool", "channels_last_out: bool", \
+                    "bf16: bool"}
 #define CONV2_ARGS                                                                                     \
   const std::vector<int>&strides, const std::vector<int>&paddings, const std::vector<int>&dilations, int groups, \
-      bool cl_in, bool cl_out, bool bf16
-#define CONV2_PASS strides, paddings, dilations, groups, cl_in, cl_out, bf16
+      const std::string &act, bool cl_in, bool cl_out, bool bf16
+#define CONV2_PASS strides, paddings, dilations, groups, act, cl_in, cl_out, bf16
 
 std::vector<paddle::Tensor> ConvFwd(const paddle::Tensor& x, const paddle::Tensor& w, CONV2_ARGS) {
   return guarded([&] { return conv_forward(x, w, nullptr, CONV2_PASS); });
@@ -690,16 +726,16 @@ template <bool kBias, bool kDx>
 struct ConvBwd;
 template <bool kDx>
 struct ConvBwd<false, kDx> {
-  static std::vector<paddle::Tensor> run(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor& dy,
-                                         CONV2_ARGS) {
-    return guarded([&] { return conv_backward(x, w, dy, false, kDx, CONV2_PASS); });
+  static std::vector<paddle::Tensor> run(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor& out,
+                                         const paddle::Tensor& dy, CONV2_ARGS) {
+    return guarded([&] { return conv_backward(x, w, out, dy, false, kDx, CONV2_PASS); });
   }
 };
 template <bool kDx>
 struct ConvBwd<true, kDx> {
   static std::vector<paddle::Tensor> run(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor& b,
-                                         const paddle::Tensor& dy, CONV2_ARGS) {
-    return guarded([&] { return conv_backward(x, w, dy, true, kDx, CONV2_PASS); });
+                                         const paddle::Tensor& out, const paddle::Tensor& dy, CONV2_ARGS) {
+    return guarded([&] { return conv_backward(x, w, out, dy, true, kDx, CONV2_PASS); });
   }
 };
 
@@ -733,15 +769,15 @@ std::vector<paddle::DataType> F32Bias(const paddle::DataType& x, const paddle::D
 
 // pcnn_conv2d[_bias]: gradients for the input and the parameters; *_wgrad: for the parameters only.
 #define LIST(...) {__VA_ARGS__}
-CONV_OP(CONV_ATTRS, pcnn_conv2d, LIST("X", "W"), ConvFwd, ConvShape, F32, LIST("X", "W", paddle::Grad("Out")),
+CONV_OP(CONV_ATTRS, pcnn_conv2d, LIST("X", "W"), ConvFwd, ConvShape, F32, LIST("X", "W", "Out", paddle::Grad("Out")),
         LIST(paddle::Grad("X"), paddle::Grad("W")), (ConvBwd<false, true>::run))
 CONV_OP(CONV_ATTRS, pcnn_conv2d_wgrad, LIST("X", "W"), ConvFwd, ConvShape, F32,
-        LIST("X", "W", paddle::Grad("Out")), LIST(paddle::Grad("W")), (ConvBwd<false, false>::run))
+        LIST("X", "W", "Out", paddle::Grad("Out")), LIST(paddle::Grad("W")), (ConvBwd<false, false>::run))
 CONV_OP(CONV_ATTRS, pcnn_conv2d_bias, LIST("X", "W", "B"), ConvBiasFwd, ConvBiasShape, F32Bias,
-        LIST("X", "W", "B", paddle::Grad("Out")), LIST(paddle::Grad("X"), paddle::Grad("W"), paddle::Grad("B")),
+        LIST("X", "W", "B", "Out", paddle::Grad("Out")), LIST(paddle::Grad("X"), paddle::Grad("W"), paddle::Grad("B")),
         (ConvBwd<true, true>::run))
 CONV_OP(CONV_ATTRS, pcnn_conv2d_bias_wgrad, LIST("X", "W", "B"), ConvBiasFwd, ConvBiasShape, F32Bias,
-        LIST("X", "W", "B", paddle::Grad("Out")), LIST(paddle::Grad("W"), paddle::Grad("B")),
+        LIST("X", "W", "B", "Out", paddle::Grad("Out")), LIST(paddle::Grad("W"), paddle::Grad("B")),
         (ConvBwd<true, false>::run))
 
 #define CONV3_ATTRS {"strides: std::vector<int>", "paddings: std::vector<int>", "dilations: std::vector<int>", \
@@ -853,19 +889,19 @@ PD_BUILD_GRAD_OP(pcnn_fold_depth)
     .SetKernelFn(PD_KERNEL(FoldBwd));
 
 #define POOL_ATTRS {"kernel: std::vector<int>", "strides: std::vector<int>", "paddings: std::vector<int>", \
-                    "mode: std::string"}
+                    "mode: std::string", "channels_last: bool"}
 
 std::vector<paddle::Tensor> PoolFwd(const paddle::Tensor& x, const std::vector<int>& kernel,
                                     const std::vector<int>& strides, const std::vector<int>& paddings,
-                                    const std::string& mode) {
+                                    const std::string& mode, bool channels_last) {
   return guarded([&]() -> std::vector<paddle::Tensor> {
     apply_threads();
     check_cpu_f32(x, "input");
-    auto q = pool_geometry(x.shape(), kernel, strides, paddings, mode);
+    auto q = pool_geometry(x.shape(), kernel, strides, paddings, mode, channels_last);
     auto held = pool_prims(q);
     auto& p = *held;
     dnnl::stream s(cpu_engine());
-    auto out = empty_like_shape({q.n, q.c, q.oh, q.ow});
+    auto out = empty_like_shape(q.out_shape());
     // Max pooling's workspace (where each maximum came from) is an output, for the backward pass.
     auto ws_md = p.fwd.workspace_desc();
     auto ws = paddle::empty({std::max<int64_t>(1, (int64_t)ws_md.get_size())}, paddle::DataType::UINT8,
@@ -882,10 +918,10 @@ std::vector<paddle::Tensor> PoolFwd(const paddle::Tensor& x, const std::vector<i
 
 std::vector<paddle::Tensor> PoolBwd(const paddle::Tensor& x, const paddle::Tensor& ws, const paddle::Tensor& dy,
                                     const std::vector<int>& kernel, const std::vector<int>& strides,
-                                    const std::vector<int>& paddings, const std::string& mode) {
+                                    const std::vector<int>& paddings, const std::string& mode, bool channels_last) {
   return guarded([&]() -> std::vector<paddle::Tensor> {
     apply_threads();
-    auto q = pool_geometry(x.shape(), kernel, strides, paddings, mode);
+    auto q = pool_geometry(x.shape(), kernel, strides, paddings, mode, channels_last);
     auto held = pool_prims(q);
     auto& p = *held;
     dnnl::stream s(cpu_engine());
@@ -904,13 +940,13 @@ std::vector<paddle::Tensor> PoolBwd(const paddle::Tensor& x, const paddle::Tenso
 
 std::vector<std::vector<int64_t>> PoolShape(const std::vector<int64_t>& x, const std::vector<int>& kernel,
                                             const std::vector<int>& strides, const std::vector<int>& paddings,
-                                            const std::string& mode) {
+                                            const std::string& mode, bool channels_last) {
   return guarded([&]() -> std::vector<std::vector<int64_t>> {
     apply_threads();
-    auto q = pool_geometry(x, kernel, strides, paddings, mode);
+    auto q = pool_geometry(x, kernel, strides, paddings, mode, channels_last);
     auto held = pool_prims(q);
     auto& p = *held;
-    return {{q.n, q.c, q.oh, q.ow}, {std::max<int64_t>(1, (int64_t)p.fwd.workspace_desc().get_size())}};
+    return {q.out_shape(), {std::max<int64_t>(1, (int64_t)p.fwd.workspace_desc().get_size())}};
   });
 }
 std::vector<paddle::DataType> PoolDtype(const paddle::DataType& x) { return {x, paddle::DataType::UINT8}; }

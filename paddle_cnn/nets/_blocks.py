@@ -5,7 +5,7 @@ from typing import Optional
 
 from paddle import nn
 
-from ._layers import BatchNorm2D, Conv2D, ConvNormReLU, ReLU
+from ._layers import BatchNorm2D, Conv2D, ConvNormReLU, ReLU, Sequential
 
 
 def conv_bn_relu(in_ch: int, out_ch: int, kernel_size=3, stride=1, padding: Optional[object] = None,
@@ -19,7 +19,7 @@ def conv_bn_relu(in_ch: int, out_ch: int, kernel_size=3, stride=1, padding: Opti
         padding = ([k // 2 for k in kernel_size] if isinstance(kernel_size, (tuple, list)) else kernel_size // 2)
     conv = Conv2D(in_ch, out_ch, kernel_size, stride=stride, padding=padding, groups=groups,
                   bias_attr=False if batch_norm else None)
-    return ConvNormReLU(conv, BatchNorm2D(out_ch), ReLU()) if batch_norm else nn.Sequential(conv, ReLU())
+    return ConvNormReLU(conv, BatchNorm2D(out_ch), ReLU()) if batch_norm else Sequential(conv, ReLU())
 
 
 def scaled(channels: int, width: float) -> int:

@@ -6,7 +6,7 @@ from typing import Sequence, Tuple
 from paddle import nn
 
 from ._blocks import dropout_mlp_head, scaled
-from ._layers import Conv2D, MaxPool2D, ReLU
+from ._layers import Conv2D, MaxPool2D, ReLU, Sequential
 from ._registry import flat_features, register
 
 
@@ -20,7 +20,7 @@ class AlexNet(nn.Layer):
         super().__init__()
         k, s, p = stem
         c1, c2, c3, c4, c5 = widths
-        self.features = nn.Sequential(
+        self.features = Sequential(
             Conv2D(in_channels, c1, k, stride=s, padding=p), ReLU(), MaxPool2D(3, stride=2),
             Conv2D(c1, c2, 5, padding=2), ReLU(), MaxPool2D(3, stride=2),
             Conv2D(c2, c3, 3, padding=1), ReLU(),

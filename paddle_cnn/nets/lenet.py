@@ -6,7 +6,7 @@ from typing import Tuple
 import paddle
 from paddle import nn
 
-from ._layers import AvgPool2D, BatchNorm1D, BatchNorm2D, Conv2D, MaxPool2D, Sigmoid, sigmoid
+from ._layers import Sequential, AvgPool2D, BatchNorm1D, BatchNorm2D, Conv2D, MaxPool2D, Sigmoid, sigmoid
 from ._registry import flat_features, register
 
 
@@ -28,7 +28,7 @@ def lenet(num_classes: int = 10, in_channels: int = 1, input_size=(28, 28)) -> n
         nn.Flatten(),
     ]
     n_flat = flat_features(nn.Sequential(*features), (in_channels, *input_size))
-    return nn.Sequential(*features, *_lenet_head(n_flat, num_classes))
+    return Sequential(*features, *_lenet_head(n_flat, num_classes))
 
 
 class LeNet(nn.Layer):
@@ -76,7 +76,7 @@ def lenet_bn(num_classes: int = 10, in_channels: int = 1, input_size=(28, 28)) -
         nn.Flatten(),
     ]
     n_flat = flat_features(nn.Sequential(*features), (in_channels, *input_size))
-    return nn.Sequential(
+    return Sequential(
         *features,
         nn.Linear(n_flat, 120), BatchNorm1D(120), Sigmoid(),
         nn.Linear(120, 84), BatchNorm1D(84), Sigmoid(),

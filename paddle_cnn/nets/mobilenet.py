@@ -10,6 +10,7 @@ from typing import Sequence, Tuple
 from paddle import nn
 
 from ._blocks import conv_bn_relu, scaled
+from ._layers import Sequential
 from ._registry import register
 
 # (output channels, stride) of each depthwise separable block in the paper's Table 1.
@@ -19,7 +20,7 @@ V1_BLOCKS: Tuple[Tuple[int, int], ...] = ((64, 1), (128, 2), (128, 1), (256, 2),
 
 def depthwise_separable(in_ch: int, out_ch: int, stride: int) -> nn.Sequential:
     """3x3 depthwise conv -> BN -> ReLU, then 1x1 pointwise conv -> BN -> ReLU."""
-    return nn.Sequential(conv_bn_relu(in_ch, in_ch, 3, stride=stride, groups=in_ch), conv_bn_relu(in_ch, out_ch, 1))
+    return Sequential(conv_bn_relu(in_ch, in_ch, 3, stride=stride, groups=in_ch), conv_bn_relu(in_ch, out_ch, 1))
 
 
 class MobileNetV1(nn.Layer):
@@ -33,7 +34,7 @@ class MobileNetV1(nn.Layer):
         for out, stride in blocks:
             layers.append(depthwise_separable(ch, scaled(out, width), stride))
             ch = scaled(out, width)
-        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2D(1), nn.Flatten())
+        self.features = Sequential(*layers, nn.AdaptiveAvgPool2D(1), nn.Flatten())
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(ch, num_classes))
 
     def forward(self, x):

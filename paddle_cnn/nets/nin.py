@@ -10,13 +10,13 @@ from typing import Sequence, Tuple
 from paddle import nn
 
 from ._blocks import scaled
-from ._layers import Conv2D, MaxPool2D, ReLU
+from ._layers import Conv2D, MaxPool2D, ReLU, Sequential
 from ._registry import register
 
 
 def nin_block(in_ch: int, out_ch: int, kernel_size: int, stride: int, padding: int) -> nn.Sequential:
     """One mlpconv block: a kxk convolution followed by two 1x1 convolutions (a per-pixel MLP)."""
-    return nn.Sequential(
+    return Sequential(
         Conv2D(in_ch, out_ch, kernel_size, stride=stride, padding=padding), ReLU(),
         Conv2D(out_ch, out_ch, 1), ReLU(),
         Conv2D(out_ch, out_ch, 1), ReLU(),
@@ -26,7 +26,7 @@ def nin_block(in_ch: int, out_ch: int, kernel_size: int, stride: int, padding: i
 def _nin(num_classes: int, in_channels: int, stem: Tuple[int, int, int], widths: Sequence[int]) -> nn.Sequential:
     k, s, p = stem
     c1, c2, c3 = widths
-    return nn.Sequential(
+    return Sequential(
         nin_block(in_channels, c1, k, s, p), MaxPool2D(3, stride=2),
         nin_block(c1, c2, 5, 1, 2), MaxPool2D(3, stride=2),
         nin_block(c2, c3, 3, 1, 1), MaxPool2D(3, stride=2),

@@ -9,7 +9,7 @@ from typing import Tuple
 
 from paddle import nn
 
-from ._layers import AvgPool2D, Conv2D, ReLU
+from ._layers import Sequential, AvgPool2D, Conv2D, ReLU
 from ._registry import flat_features, register
 
 
@@ -25,7 +25,7 @@ def _notebook_cnn(num_classes: int, in_channels: int, input_size: Tuple[int, int
         nn.Flatten(),
     ]
     n_flat = flat_features(nn.Sequential(*features), (in_channels, *input_size))
-    return nn.Sequential(
+    return Sequential(
         *features,
         nn.Linear(n_flat, 256),
         ReLU(),

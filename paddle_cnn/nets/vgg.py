@@ -9,7 +9,7 @@ from typing import Sequence, Tuple
 from paddle import nn
 
 from ._blocks import dropout_mlp_head
-from ._layers import Conv2D, MaxPool2D, ReLU
+from ._layers import Conv2D, MaxPool2D, ReLU, Sequential
 from ._registry import flat_features, register
 
 VGG11 = ((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))
@@ -23,7 +23,7 @@ def vgg_block(num_convs: int, in_channels: int, out_channels: int) -> nn.Sequent
         layers += [Conv2D(in_channels, out_channels, 3, padding=1), ReLU()]
         in_channels = out_channels
     layers.append(MaxPool2D(2, stride=2))
-    return nn.Sequential(*layers)
+    return Sequential(*layers)
 
 
 class VGG(nn.Layer):
@@ -34,7 +34,7 @@ class VGG(nn.Layer):
         for num_convs, out_channels in conv_arch:
             blocks.append(vgg_block(num_convs, channels, out_channels))
             channels = out_channels
-        self.features = nn.Sequential(*blocks, nn.Flatten())
+        self.features = Sequential(*blocks, nn.Flatten())
         n_flat = flat_features(self.features, (in_channels, *input_size))
         self.classifier = dropout_mlp_head(n_flat, hidden, num_classes, dropout)
 
