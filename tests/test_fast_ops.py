@@ -210,10 +210,10 @@ def test_the_primitive_cache_is_bounded_and_reuses_a_shape_it_has(ops):
     w = paddle.randn([2, 1, 3, 3])
     before = fast.cached_primitives()
     for n in range(1, 301):  # 300 batch sizes: 300 geometries for the forward convolution's cache
-        ops.pcnn_conv2d(paddle.randn([n, 1, 3, 3]), w, [1, 1], [0, 0, 0, 0], [1, 1], 1, "none", False, False, False)
+        ops.pcnn_conv2d(paddle.randn([n, 1, 3, 3]), w, [1, 1], [0, 0, 0, 0], [1, 1], 1, "none", False, False, False, False)
     grown = fast.cached_primitives()
     assert 0 <= grown - before <= 128  # that cache keeps its 128 most recently used
-    ops.pcnn_conv2d(paddle.randn([300, 1, 3, 3]), w, [1, 1], [0, 0, 0, 0], [1, 1], 1, "none", False, False, False)
+    ops.pcnn_conv2d(paddle.randn([300, 1, 3, 3]), w, [1, 1], [0, 0, 0, 0], [1, 1], 1, "none", False, False, False, False)
     assert fast.cached_primitives() == grown  # still held: nothing new built
 
 
@@ -222,7 +222,7 @@ def test_a_primitive_built_for_one_thread_count_is_not_run_with_another(ops):
     Trainer set the count (a paddle.summary first) and run after gave other numbers."""
     code = ("import paddle; from paddle_cnn import fast; ops = fast.ops(); x = paddle.randn([7, 2, 9, 9]); "
             "w = paddle.randn([4, 2, 3, 3]); conv = lambda: ops.pcnn_conv2d(x, w, [1, 1], [0] * 4, [1, 1], 1, 'none', "
-            "False, False, False); fast.set_threads(1); conv(); conv(); fast.set_threads(2); conv(); conv()")
+            "False, False, False, False); fast.set_threads(1); conv(); conv(); fast.set_threads(2); conv(); conv()")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                          env=dict(os.environ, ONEDNN_VERBOSE="all"))
     assert res.returncode == 0, res.stderr[-2000:]
@@ -292,7 +292,7 @@ def test_a_fused_activation_equals_the_convolution_then_the_activation(ops, data
     dy = paddle.to_tensor(rng.normal(size=ref.shape).astype("float32"))
     want = [ref] + list(paddle.grad([ref], inputs, [dy]))
     xin = x.transpose([0, 2, 3, 1]).contiguous() if cl else x
-    args = [[1, 1], [k // 2] * 4, [1, 1], 1, act, cl, cl, False]
+    args = [[1, 1], [k // 2] * 4, [1, 1], 1, act, cl, cl, False, False]
     out = (ops.pcnn_conv2d_bias(xin, weight, bias, *args) if with_bias else ops.pcnn_conv2d(xin, weight, *args))
     got = list(paddle.grad([out], [xin] + inputs[1:], [dy.transpose([0, 2, 3, 1]).contiguous() if cl else dy]))
     if cl:
@@ -390,7 +390,7 @@ def _recorded(ops, monkeypatch, *others):
     calls = []
     for name in _CONVS + others:
         original = getattr(ops, name)
-        pick = (lambda a: a[-3:-1]) if name in _CONVS else (lambda a: a[-2:])  # the convolutions end with bf16
+        pick = (lambda a: a[-4:-2]) if name in _CONVS else (lambda a: a[-2:])  # the convolutions end with bf16, bf16_out
         monkeypatch.setattr(ops, name, lambda *a, _f=original, _n=name, _p=pick: calls.append((_n, _p(a))) or _f(*a))
     return calls
 

@@ -51,6 +51,49 @@ def test_bf16_convolutions_and_their_gradients_are_fp32_ones_to_bf16_rounding(bf
         assert 1e-6 < err < 3e-2, err  # bf16 keeps 8 significant bits: not exact, and not far off
 
 
+@pytest.mark.parametrize("name", ["standard_cnn", "lenet", "lenet_bn", "vgg11_small", "mobilenet_v1_small"])
+def test_a_bf16_chain_hands_bf16_maps_on_and_stays_near_fp32(bf16, name, monkeypatch):
+    """In a Sequential chain a bf16 convolution writes bf16 maps for the pooling, activation or
+    convolution after it: their inputs are bf16, the net's outputs and gradients float32 and near the
+    float32 net's, under autograd (the training operators) and without (the fused inference ones).
+
+    Batch norms run on fixed random statistics: with batch statistics a small batch's gradients are
+    ill-conditioned whatever the precision. A gradient is judged by its relative (Frobenius) error,
+    which a ReLU flipping on a near-zero input moves by a few percent; a wrong layout or dtype moves
+    it by about 1.
+    """
+    from test_fast_ops import _random_statistics
+
+    rng = np.random.default_rng(0)
+    x = paddle.to_tensor(rng.normal(size=(16, 1, 28, 28)).astype("float32"))
+    weights = paddle.to_tensor(rng.normal(size=(16, 10)).astype("float32"))
+    ops = fast.ops()
+    seen = []
+    for op_name in ("pcnn_pool2d", "pcnn_act", "pcnn_conv_infer", "pcnn_conv2d", "pcnn_conv2d_bias"):
+        original = getattr(ops, op_name)
+        monkeypatch.setattr(ops, op_name, lambda t, *a, _f=original, _n=op_name: seen.append((_n, t.dtype)) or _f(t, *a))
+    results = {}
+    for precision in ("fp32", "bf16"):
+        paddle.seed(0)
+        net = nets.set_precision(nets.create(name), precision)
+        _random_statistics(net, np.random.default_rng(4))
+        net.eval()
+        out = net(x)
+        (out * weights).sum().backward()
+        grads = [p.grad for p in net.parameters() if p.grad is not None]
+        with paddle.no_grad():
+            evaluated = net(x)
+        results[precision] = [out, evaluated] + grads
+    convs = ("pcnn_conv_infer", "pcnn_conv2d", "pcnn_conv2d_bias")
+    assert any(n in convs and d == paddle.bfloat16 for n, d in seen), seen  # a convolution read bf16 maps
+    for i, (got, want) in enumerate(zip(results["bf16"], results["fp32"])):
+        assert got.dtype == paddle.float32
+        if i < 2:  # the logits
+            assert float((got - want).abs().max()) / float(want.abs().max()) < 3e-2, i
+        else:
+            assert float((got - want).norm()) / (float(want.norm()) + 1e-12) < 0.25, i
+
+
 def test_bf16_runs_on_native_bf16_kernels_not_reference_ones(bf16, tmp_path):
     """oneDNN picks AMX or avx512_bf16 kernels by itself when given bf16 memory; its verbose log says
     which ran. A reference (``ref``) or emulated kernel would mean bf16 only costs accuracy."""

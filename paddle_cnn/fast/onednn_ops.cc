@@ -81,6 +81,8 @@ using dt = dnnl::memory::data_type;
 
 namespace {
 
+dt dt_of(bool bf16) { return bf16 ? dt::bf16 : dt::f32; }
+
 dnnl::engine& cpu_engine() {
   static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   return engine;
@@ -187,11 +189,11 @@ struct ActPrims {
   dnnl::eltwise_backward bwd_prim;
 };
 
-std::shared_ptr<ActPrims> act_prims(int64_t numel, const std::string& mode) {
+std::shared_ptr<ActPrims> act_prims(int64_t numel, const std::string& mode, bool bf16 = false) {
   auto alg = act_algorithm(mode);
-  return cached<ActPrims>(key_of({numel, (int64_t)alg}), [&] {
+  return cached<ActPrims>(key_of({numel, (int64_t)alg, (int64_t)bf16}), [&] {
     auto& eng = cpu_engine();
-    memory::desc md({numel}, dt::f32, tag::a);  // any shape, seen as its elements
+    memory::desc md({numel}, dt_of(bf16), tag::a);  // any shape, seen as its elements
     auto fwd = dnnl::eltwise_forward::primitive_desc(eng, dnnl::prop_kind::forward_training, alg, md, md, 0.f, 0.f);
     auto bwd = dnnl::eltwise_backward::primitive_desc(eng, alg, md, md, md, 0.f, 0.f, fwd);
     return ActPrims{fwd, bwd, dnnl::eltwise_forward(fwd), dnnl::eltwise_backward(bwd)};
@@ -207,11 +209,13 @@ struct ConvPrims {
   dnnl::convolution_backward_weights bwd_weights_prim;
 };
 
+// bf16: compute in bf16; in_bf16 / out_bf16: the maps (and their gradients) Paddle holds are bf16.
 std::shared_ptr<ConvPrims> conv_prims(const Conv& c, bool bias, const std::string& act, bool cl_in, bool cl_out,
-                                      bool bf16) {
+                                      bool bf16, bool in_bf16 = false, bool out_bf16 = false) {
+  PD_CHECK(bf16 || !(in_bf16 || out_bf16), "pcnn conv2d: bf16 maps need bf16 compute");
   auto key = key_of({c.n, c.ic, c.ih, c.iw, c.oc, c.kh, c.kw, c.groups, c.strides[0], c.strides[1], c.dilates[0],
                      c.dilates[1], c.pad_l[0], c.pad_l[1], c.pad_r[0], c.pad_r[1], (int64_t)bias, (int64_t)cl_in,
-                     (int64_t)cl_out, (int64_t)bf16}) + act;
+                     (int64_t)cl_out, (int64_t)bf16, (int64_t)in_bf16, (int64_t)out_bf16}) + act;
   return cached<ConvPrims>(key, [&] {
     const auto attr = act_post_op(act);
     auto& eng = cpu_engine();
@@ -219,9 +223,9 @@ std::shared_ptr<ConvPrims> conv_prims(const Conv& c, bool bias, const std::strin
     // they are reordered) and writes float32; the gradients it reads are bf16, those it writes float32.
     const dt lo = bf16 ? dt::bf16 : dt::f32;
     memory::desc src({c.n, c.ic, c.ih, c.iw}, lo, cl_in ? tag::nhwc : tag::any);
-    memory::desc dsrc({c.n, c.ic, c.ih, c.iw}, dt::f32, cl_in ? tag::nhwc : tag::any);
+    memory::desc dsrc({c.n, c.ic, c.ih, c.iw}, dt_of(in_bf16), cl_in ? tag::nhwc : tag::any);
     memory::desc wei(weight_dims(c), lo, tag::any), dwei(weight_dims(c), dt::f32, tag::any);
-    memory::desc dst({c.n, c.oc, c.oh, c.ow}, dt::f32, cl_out ? tag::nhwc : tag::any);
+    memory::desc dst({c.n, c.oc, c.oh, c.ow}, dt_of(out_bf16), cl_out ? tag::nhwc : tag::any);
     memory::desc ddst({c.n, c.oc, c.oh, c.ow}, lo, cl_out ? tag::nhwc : tag::any);
     memory::desc b({c.oc}, dt::f32, tag::x);
     auto fwd = bias ? dnnl::convolution_forward::primitive_desc(
@@ -250,8 +254,8 @@ std::shared_ptr<ConvPrims> conv_prims(const Conv& c, bool bias, const std::strin
 }
 
 // A plain Paddle buffer seen as `want`: the buffer itself when the layouts agree, else a reorder of it.
-memory as_input(dnnl::stream& s, const memory::desc& plain, const float* data, const memory::desc& want) {
-  memory user(plain, cpu_engine(), const_cast<float*>(data));
+memory as_input(dnnl::stream& s, const memory::desc& plain, const void* data, const memory::desc& want) {
+  memory user(plain, cpu_engine(), const_cast<void*>(data));
   if (want == plain) return user;
   memory m(want, cpu_engine());
   dnnl::reorder(user, m).execute(s, user, m);
@@ -261,7 +265,7 @@ memory as_input(dnnl::stream& s, const memory::desc& plain, const float* data, c
 // Where a primitive writes `produced`; call finish() to land it in the plain Paddle buffer.
 struct Output {
   memory plain, mem;
-  Output(const memory::desc& plain_md, float* data, const memory::desc& produced)
+  Output(const memory::desc& plain_md, void* data, const memory::desc& produced)
       : plain(plain_md, cpu_engine(), data), mem(produced == plain_md ? plain : memory(produced, cpu_engine())) {}
   void finish(dnnl::stream& s) {
     if (mem != plain) dnnl::reorder(mem, plain).execute(s, mem, plain);
@@ -310,6 +314,19 @@ void check_cpu_f32(const paddle::Tensor& t, const char* name) {
   PD_CHECK(t.dtype() == paddle::DataType::FLOAT32, "pcnn ops take float32 only (", name, ")");
 }
 
+// Feature maps may be float32 or, inside a bf16 chain of operators (the maps one operator hands the
+// next), bf16: half the bytes for the memory-bound pooling and activations, and no conversion at the
+// next convolution, which reads bf16 anyway. Parameters, statistics and biases stay float32.
+void check_cpu_maps(const paddle::Tensor& t, const char* name) {
+  PD_CHECK(t.is_cpu(), "pcnn ops run on CPU tensors only (", name, ")");
+  PD_CHECK(t.dtype() == paddle::DataType::FLOAT32 || t.dtype() == paddle::DataType::BFLOAT16,
+           "pcnn ops take float32 or bfloat16 maps only (", name, ")");
+}
+bool is_bf16(const paddle::Tensor& t) { return t.dtype() == paddle::DataType::BFLOAT16; }
+paddle::Tensor empty_maps(const std::vector<int64_t>& shape, bool bf16) {
+  return paddle::empty(shape, bf16 ? paddle::DataType::BFLOAT16 : paddle::DataType::FLOAT32, paddle::CPUPlace());
+}
+
 // Channels-last tensors (channels_last_in/out): the tensor's shape is [N, H, W, C] and its data NHWC.
 // oneDNN's convolutions on this machine choose NHWC for these maps, so a chain of operators that
 // hands NHWC tensors on (a ResNet's stages) skips the reorders around each one: a third of oneDNN's
@@ -323,8 +340,8 @@ std::vector<int64_t> out_shape_of(const Conv& c, bool channels_last) {
   return channels_last ? std::vector<int64_t>{c.n, c.oh, c.ow, c.oc} : std::vector<int64_t>{c.n, c.oc, c.oh, c.ow};
 }
 
-memory::desc user_desc(const memory::dims& nchw, bool channels_last) {
-  return memory::desc(nchw, dt::f32, channels_last ? tag::nhwc : tag::nchw);
+memory::desc user_desc(const memory::dims& nchw, bool channels_last, bool bf16 = false) {
+  return memory::desc(nchw, dt_of(bf16), channels_last ? tag::nhwc : tag::nchw);
 }
 
 // The input gradient (unless ``need_dx`` is off: the first layer's input needs none, and its pass is
@@ -338,17 +355,17 @@ std::vector<paddle::Tensor> run_backward(dnnl::stream& s, ConvPrims& p, const me
   paddle::Tensor dx;
   memory ddst_d;
   if (need_dx) {
-    dx = empty_like_shape(x.shape());
-    ddst_d = as_input(s, plain_dst, dy.data<float>(), p.bwd_data.diff_dst_desc());
+    dx = empty_maps(x.shape(), is_bf16(x));  // the input's dtype (plain_src says which)
+    ddst_d = as_input(s, plain_dst, dy.data(), p.bwd_data.diff_dst_desc());
     auto wei = as_input(s, plain_wei, w.data<float>(), p.bwd_data.weights_desc());
-    Output dsrc(plain_src, dx.data<float>(), p.bwd_data.diff_src_desc());
+    Output dsrc(plain_src, dx.data(), p.bwd_data.diff_src_desc());
     p.bwd_data_prim.execute(s, {{DNNL_ARG_DIFF_DST, ddst_d}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DIFF_SRC, dsrc.mem}});
     dsrc.finish(s);
   }
-  auto src = as_input(s, plain_src, x.data<float>(), p.bwd_weights.src_desc());
+  auto src = as_input(s, plain_src, x.data(), p.bwd_weights.src_desc());
   auto ddst_w = need_dx && p.bwd_weights.diff_dst_desc() == ddst_d.get_desc()
                     ? ddst_d
-                    : as_input(s, plain_dst, dy.data<float>(), p.bwd_weights.diff_dst_desc());
+                    : as_input(s, plain_dst, dy.data(), p.bwd_weights.diff_dst_desc());
   Output dwei(plain_wei, dw.data<float>(), p.bwd_weights.diff_weights_desc());
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, ddst_w},
                                        {DNNL_ARG_DIFF_WEIGHTS, dwei.mem}};
@@ -370,18 +387,18 @@ std::vector<paddle::Tensor> run_backward(dnnl::stream& s, ConvPrims& p, const me
 std::vector<paddle::Tensor> conv_forward(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor* b,
                                          const std::vector<int>& strides, const std::vector<int>& paddings,
                                          const std::vector<int>& dilations, int groups, const std::string& act,
-                                         bool cl_in, bool cl_out, bool bf16) {
+                                         bool cl_in, bool cl_out, bool bf16, bool bf16_out) {
   apply_threads();
-  check_cpu_f32(x, "input");
+  check_cpu_maps(x, "input");
   check_cpu_f32(w, "weight");
   auto c = conv_geometry(nchw_of(x.shape(), cl_in), w.shape(), strides, paddings, dilations, groups);
-  auto held = conv_prims(c, b != nullptr, act, cl_in, cl_out, bf16);
+  auto held = conv_prims(c, b != nullptr, act, cl_in, cl_out, bf16, is_bf16(x), bf16_out);
   auto& p = *held;
   dnnl::stream s(cpu_engine());
-  auto out = empty_like_shape(out_shape_of(c, cl_out));
-  auto src = as_input(s, user_desc({c.n, c.ic, c.ih, c.iw}, cl_in), x.data<float>(), p.fwd.src_desc());
+  auto out = empty_maps(out_shape_of(c, cl_out), bf16_out);
+  auto src = as_input(s, user_desc({c.n, c.ic, c.ih, c.iw}, cl_in, is_bf16(x)), x.data(), p.fwd.src_desc());
   auto wei = as_input(s, memory::desc(weight_dims(c), dt::f32, weight_tag(c)), w.data<float>(), p.fwd.weights_desc());
-  Output dst(user_desc({c.n, c.oc, c.oh, c.ow}, cl_out), out.data<float>(), p.fwd.dst_desc());
+  Output dst(user_desc({c.n, c.oc, c.oh, c.ow}, cl_out, bf16_out), out.data(), p.fwd.dst_desc());
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst.mem}};
   if (b != nullptr) {
     check_cpu_f32(*b, "bias");
@@ -397,27 +414,28 @@ std::vector<paddle::Tensor> conv_backward(const paddle::Tensor& x, const paddle:
                                           const paddle::Tensor& dout, bool bias, bool need_dx,
                                           const std::vector<int>& strides, const std::vector<int>& paddings,
                                           const std::vector<int>& dilations, int groups, const std::string& act,
-                                          bool cl_in, bool cl_out, bool bf16) {
+                                          bool cl_in, bool cl_out, bool bf16, bool bf16_out) {
   apply_threads();
   auto c = conv_geometry(nchw_of(x.shape(), cl_in), w.shape(), strides, paddings, dilations, groups);
   const auto out_shape = out_shape_of(c, cl_out);
   PD_CHECK(dout.shape() == out_shape && out.shape() == out_shape,
            "pcnn conv2d: the output gradient's shape differs from the output's");
-  auto held = conv_prims(c, bias, act, cl_in, cl_out, bf16);
+  PD_CHECK(is_bf16(dout) == bf16_out && is_bf16(out) == bf16_out, "pcnn conv2d: the output gradient's dtype differs");
+  auto held = conv_prims(c, bias, act, cl_in, cl_out, bf16, is_bf16(x), bf16_out);
   auto& p = *held;
   dnnl::stream s(cpu_engine());
   paddle::Tensor dy = dout;
   if (act != "none") {  // the gradient through the fused activation, from its output (elementwise, any layout)
-    dy = empty_like_shape(out_shape);
-    auto eltwise = act_prims(out.numel(), act);
+    dy = empty_maps(out_shape, bf16_out);
+    auto eltwise = act_prims(out.numel(), act, bf16_out);
     eltwise->bwd_prim.execute(
-        s, {{DNNL_ARG_DST, memory(eltwise->bwd.dst_desc(), cpu_engine(), const_cast<float*>(out.data<float>()))},
-            {DNNL_ARG_DIFF_DST, memory(eltwise->bwd.diff_dst_desc(), cpu_engine(), const_cast<float*>(dout.data<float>()))},
-            {DNNL_ARG_DIFF_SRC, memory(eltwise->bwd.diff_src_desc(), cpu_engine(), dy.data<float>())}});
+        s, {{DNNL_ARG_DST, memory(eltwise->bwd.dst_desc(), cpu_engine(), const_cast<void*>(out.data()))},
+            {DNNL_ARG_DIFF_DST, memory(eltwise->bwd.diff_dst_desc(), cpu_engine(), const_cast<void*>(dout.data()))},
+            {DNNL_ARG_DIFF_SRC, memory(eltwise->bwd.diff_src_desc(), cpu_engine(), dy.data())}});
   }
-  return run_backward(s, p, user_desc({c.n, c.ic, c.ih, c.iw}, cl_in),
-                      memory::desc(weight_dims(c), dt::f32, weight_tag(c)), user_desc({c.n, c.oc, c.oh, c.ow}, cl_out),
-                      x, w, dy, bias, need_dx, c.oc);
+  return run_backward(s, p, user_desc({c.n, c.ic, c.ih, c.iw}, cl_in, is_bf16(x)),
+                      memory::desc(weight_dims(c), dt::f32, weight_tag(c)),
+                      user_desc({c.n, c.oc, c.oh, c.ow}, cl_out, bf16_out), x, w, dy, bias, need_dx, c.oc);
 }
 
 std::vector<int64_t> conv_out_shape(const std::vector<int64_t>& x, const std::vector<int64_t>& w,
@@ -623,15 +641,18 @@ struct Pool {
   memory::dims kernel, strides, pad_l, pad_r;
   dnnl::algorithm alg;
   bool cl;  // NHWC tensors ([N, H, W, C]) in and out, as a channels-last chain hands them on
+  bool bf16;  // bf16 maps in and out (and their gradients)
 
   std::vector<int64_t> out_shape() const { return cl ? std::vector<int64_t>{n, oh, ow, c} : std::vector<int64_t>{n, c, oh, ow}; }
 };
 
 Pool pool_geometry(const std::vector<int64_t>& x, const std::vector<int>& kernel, const std::vector<int>& strides,
-                   const std::vector<int>& paddings, const std::string& mode, bool channels_last) {
+                   const std::vector<int>& paddings, const std::string& mode, bool channels_last,
+                   bool bf16 = false) {
   Pool p;
   if (x.size() != 4) PD_THROW("pcnn pool2d: the input must be 4-D, got rank ", x.size());
   p.cl = channels_last;
+  p.bf16 = bf16;
   p.n = x[0];
   if (channels_last) { p.ih = x[1]; p.iw = x[2]; p.c = x[3]; }
   else { p.c = x[1]; p.ih = x[2]; p.iw = x[3]; }
@@ -659,13 +680,13 @@ struct PoolPrims {
 
 std::shared_ptr<PoolPrims> pool_prims(const Pool& q) {
   auto key = key_of({q.n, q.c, q.ih, q.iw, q.kernel[0], q.kernel[1], q.strides[0], q.strides[1], q.pad_l[0],
-                     q.pad_l[1], q.pad_r[0], q.pad_r[1], (int64_t)q.alg, (int64_t)q.cl});
+                     q.pad_l[1], q.pad_r[0], q.pad_r[1], (int64_t)q.alg, (int64_t)q.cl, (int64_t)q.bf16});
   return cached<PoolPrims>(key, [&] {
     auto& eng = cpu_engine();
     // The tensors' own layouts: pooling is memory-bound, and a reorder would cost as much as the pooling.
     auto layout = q.cl ? tag::nhwc : tag::nchw;
-    memory::desc src({q.n, q.c, q.ih, q.iw}, dt::f32, layout);
-    memory::desc dst({q.n, q.c, q.oh, q.ow}, dt::f32, layout);
+    memory::desc src({q.n, q.c, q.ih, q.iw}, dt_of(q.bf16), layout);
+    memory::desc dst({q.n, q.c, q.oh, q.ow}, dt_of(q.bf16), layout);
     memory::dims no_dilation = {0, 0};
     auto fwd = dnnl::pooling_forward::primitive_desc(eng, dnnl::prop_kind::forward_training, q.alg, src, dst, q.strides,
                                                      q.kernel, no_dilation, q.pad_l, q.pad_r);
@@ -707,11 +728,12 @@ std::shared_ptr<AffinePrims> affine_prims(const std::vector<int64_t>& shape) {
 // act: "none", or "relu" / "sigmoid" fused as a post-op (its gradient taken from the output).
 #define CONV_ATTRS {"strides: std::vector<int>", "paddings: std::vector<int>", "dilations: std::vector<int>", \
                     "groups: int", "act: std::string", "channels_last_in: bool", "channels_last_out: bool", \
-                    "bf16: bool"}
+                    "bf16: bool", "bf16_out: bool"}
+// bf16: compute in bf16; bf16_out: write bf16 maps (for the next operator of a chain), else float32.
 #define CONV2_ARGS                                                                                     \
   const std::vector<int>&strides, const std::vector<int>&paddings, const std::vector<int>&dilations, int groups, \
-      const std::string &act, bool cl_in, bool cl_out, bool bf16
-#define CONV2_PASS strides, paddings, dilations, groups, act, cl_in, cl_out, bf16
+      const std::string &act, bool cl_in, bool cl_out, bool bf16, bool bf16_out
+#define CONV2_PASS strides, paddings, dilations, groups, act, cl_in, cl_out, bf16, bf16_out
 
 std::vector<paddle::Tensor> ConvFwd(const paddle::Tensor& x, const paddle::Tensor& w, CONV2_ARGS) {
   return guarded([&] { return conv_forward(x, w, nullptr, CONV2_PASS); });
@@ -896,18 +918,18 @@ std::vector<paddle::Tensor> PoolFwd(const paddle::Tensor& x, const std::vector<i
                                     const std::string& mode, bool channels_last) {
   return guarded([&]() -> std::vector<paddle::Tensor> {
     apply_threads();
-    check_cpu_f32(x, "input");
-    auto q = pool_geometry(x.shape(), kernel, strides, paddings, mode, channels_last);
+    check_cpu_maps(x, "input");
+    auto q = pool_geometry(x.shape(), kernel, strides, paddings, mode, channels_last, is_bf16(x));
     auto held = pool_prims(q);
     auto& p = *held;
     dnnl::stream s(cpu_engine());
-    auto out = empty_like_shape(q.out_shape());
+    auto out = empty_maps(q.out_shape(), q.bf16);
     // Max pooling's workspace (where each maximum came from) is an output, for the backward pass.
     auto ws_md = p.fwd.workspace_desc();
     auto ws = paddle::empty({std::max<int64_t>(1, (int64_t)ws_md.get_size())}, paddle::DataType::UINT8,
                             paddle::CPUPlace());
-    memory src(p.fwd.src_desc(), cpu_engine(), const_cast<float*>(x.data<float>()));
-    memory dst(p.fwd.dst_desc(), cpu_engine(), out.data<float>());
+    memory src(p.fwd.src_desc(), cpu_engine(), const_cast<void*>(x.data()));
+    memory dst(p.fwd.dst_desc(), cpu_engine(), out.data());
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}};
     if (ws_md.get_size() > 0) args[DNNL_ARG_WORKSPACE] = memory(ws_md, cpu_engine(), ws.data<uint8_t>());
     p.fwd_prim.execute(s, args);
@@ -921,13 +943,14 @@ std::vector<paddle::Tensor> PoolBwd(const paddle::Tensor& x, const paddle::Tenso
                                     const std::vector<int>& paddings, const std::string& mode, bool channels_last) {
   return guarded([&]() -> std::vector<paddle::Tensor> {
     apply_threads();
-    auto q = pool_geometry(x.shape(), kernel, strides, paddings, mode, channels_last);
+    auto q = pool_geometry(x.shape(), kernel, strides, paddings, mode, channels_last, is_bf16(x));
+    PD_CHECK(is_bf16(dy) == q.bf16, "pcnn pool2d: the output gradient's dtype differs from the input's");
     auto held = pool_prims(q);
     auto& p = *held;
     dnnl::stream s(cpu_engine());
-    auto dx = empty_like_shape(x.shape());
-    memory ddst(p.bwd.diff_dst_desc(), cpu_engine(), const_cast<float*>(dy.data<float>()));
-    memory dsrc(p.bwd.diff_src_desc(), cpu_engine(), dx.data<float>());
+    auto dx = empty_maps(x.shape(), q.bf16);
+    memory ddst(p.bwd.diff_dst_desc(), cpu_engine(), const_cast<void*>(dy.data()));
+    memory dsrc(p.bwd.diff_src_desc(), cpu_engine(), dx.data());
     std::unordered_map<int, memory> args{{DNNL_ARG_DIFF_DST, ddst}, {DNNL_ARG_DIFF_SRC, dsrc}};
     auto ws_md = p.fwd.workspace_desc();
     if (ws_md.get_size() > 0)
@@ -970,14 +993,14 @@ PD_BUILD_GRAD_OP(pcnn_pool2d)
 std::vector<paddle::Tensor> ActFwd(const paddle::Tensor& x, const std::string& mode) {
   return guarded([&]() -> std::vector<paddle::Tensor> {
     apply_threads();
-    check_cpu_f32(x, "input");
-    auto out = empty_like_shape(x.shape());
+    check_cpu_maps(x, "input");
+    auto out = empty_maps(x.shape(), is_bf16(x));
     if (x.numel() == 0) return {out};
-    auto held = act_prims(x.numel(), mode);
+    auto held = act_prims(x.numel(), mode, is_bf16(x));
     auto& p = *held;
     dnnl::stream s(cpu_engine());
-    memory src(p.fwd.src_desc(), cpu_engine(), const_cast<float*>(x.data<float>()));
-    memory dst(p.fwd.dst_desc(), cpu_engine(), out.data<float>());
+    memory src(p.fwd.src_desc(), cpu_engine(), const_cast<void*>(x.data()));
+    memory dst(p.fwd.dst_desc(), cpu_engine(), out.data());
     p.fwd_prim.execute(s, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
     s.wait();
     return {out};
@@ -987,14 +1010,15 @@ std::vector<paddle::Tensor> ActFwd(const paddle::Tensor& x, const std::string& m
 std::vector<paddle::Tensor> ActBwd(const paddle::Tensor& out, const paddle::Tensor& dout, const std::string& mode) {
   return guarded([&]() -> std::vector<paddle::Tensor> {
     apply_threads();
-    auto dx = empty_like_shape(out.shape());
+    PD_CHECK(is_bf16(dout) == is_bf16(out), "pcnn act: the output gradient's dtype differs from the output's");
+    auto dx = empty_maps(out.shape(), is_bf16(out));
     if (out.numel() == 0) return {dx};
-    auto held = act_prims(out.numel(), mode);
+    auto held = act_prims(out.numel(), mode, is_bf16(out));
     auto& p = *held;
     dnnl::stream s(cpu_engine());
-    memory dst(p.bwd.dst_desc(), cpu_engine(), const_cast<float*>(out.data<float>()));
-    memory ddst(p.bwd.diff_dst_desc(), cpu_engine(), const_cast<float*>(dout.data<float>()));
-    memory dsrc(p.bwd.diff_src_desc(), cpu_engine(), dx.data<float>());
+    memory dst(p.bwd.dst_desc(), cpu_engine(), const_cast<void*>(out.data()));
+    memory ddst(p.bwd.diff_dst_desc(), cpu_engine(), const_cast<void*>(dout.data()));
+    memory dsrc(p.bwd.diff_src_desc(), cpu_engine(), dx.data());
     p.bwd_prim.execute(s, {{DNNL_ARG_DST, dst}, {DNNL_ARG_DIFF_DST, ddst}, {DNNL_ARG_DIFF_SRC, dsrc}});
     s.wait();
     return {dx};
@@ -1083,15 +1107,17 @@ struct InferPrims {
 
 enum Residual { kNone = 0, kSum = 1, kBinary = 2 };
 
-std::shared_ptr<InferPrims> infer_prims(const Conv& c, bool cl_in, bool cl_out, int residual, bool relu, bool bf16) {
+std::shared_ptr<InferPrims> infer_prims(const Conv& c, bool cl_in, bool cl_out, int residual, bool relu, bool bf16,
+                                        bool bf16_out) {
   auto key = key_of({c.n, c.ic, c.ih, c.iw, c.oc, c.kh, c.kw, c.groups, c.strides[0], c.strides[1], c.dilates[0],
                      c.dilates[1], c.pad_l[0], c.pad_l[1], c.pad_r[0], c.pad_r[1], (int64_t)cl_in, (int64_t)cl_out,
-                     (int64_t)residual, (int64_t)relu, (int64_t)bf16});
+                     (int64_t)residual, (int64_t)relu, (int64_t)bf16, (int64_t)bf16_out});
   return cached<InferPrims>(key, [&] {
-    const dt lo = bf16 ? dt::bf16 : dt::f32;  // bf16: the maps and (folded) weights read in bf16, float32 out
+    // bf16: the maps and (folded) weights read in bf16; float32 out, or bf16 for the next operator of a chain
+    const dt lo = bf16 ? dt::bf16 : dt::f32;
     memory::desc src({c.n, c.ic, c.ih, c.iw}, lo, cl_in ? tag::nhwc : tag::any);
     memory::desc wei(weight_dims(c), lo, tag::any);
-    memory::desc dst({c.n, c.oc, c.oh, c.ow}, dt::f32, cl_out ? tag::nhwc : tag::any);
+    memory::desc dst({c.n, c.oc, c.oh, c.ow}, dt_of(bf16_out), cl_out ? tag::nhwc : tag::any);
     memory::desc b({c.oc}, dt::f32, tag::x);
     dnnl::post_ops post;
     if (residual == kSum) post.append_sum(1.f);
@@ -1115,10 +1141,11 @@ std::vector<paddle::Tensor> ConvInferFwd(const paddle::Tensor& x, const paddle::
                                          const paddle::optional<paddle::Tensor>& residual,
                                          const std::vector<int>& strides, const std::vector<int>& paddings,
                                          const std::vector<int>& dilations, int groups, float epsilon, bool relu,
-                                         bool cl_in, bool cl_out, bool bf16) {
+                                         bool cl_in, bool cl_out, bool bf16, bool bf16_out) {
   return guarded([&]() -> std::vector<paddle::Tensor> {
     apply_threads();
-    check_cpu_f32(x, "input");
+    check_cpu_maps(x, "input");
+    PD_CHECK(bf16 || !(is_bf16(x) || bf16_out), "pcnn conv_infer: bf16 maps need bf16 compute");
     check_cpu_f32(w, "weight");
     auto c = conv_geometry(nchw_of(x.shape(), cl_in), w.shape(), strides, paddings, dilations, groups);
     const bool norm = bool(mean);
@@ -1137,6 +1164,7 @@ std::vector<paddle::Tensor> ConvInferFwd(const paddle::Tensor& x, const paddle::
     const auto shape = out_shape_of(c, cl_out);
     if (residual) {
       check_cpu_f32(*residual, "residual");
+      PD_CHECK(!bf16_out, "pcnn conv_infer: a residual add writes float32 maps");
       PD_CHECK(residual->shape() == shape, "pcnn conv_infer: the residual must have the output's shape and layout");
     }
     // Fold the norm into the weights and the bias.
@@ -1156,15 +1184,15 @@ std::vector<paddle::Tensor> ConvInferFwd(const paddle::Tensor& x, const paddle::
     // A plain output's residual comes in through the sum post-op (oneDNN may write a blocked layout
     // there); a channels-last one is read in place by a binary post-op.
     const int res_kind = !residual ? kNone : cl_out ? kBinary : kSum;
-    auto held = infer_prims(c, cl_in, cl_out, res_kind, relu, bf16);
+    auto held = infer_prims(c, cl_in, cl_out, res_kind, relu, bf16, bf16_out);
     auto& p = *held;
     dnnl::stream s(cpu_engine());
-    auto out = empty_like_shape(shape);
-    auto user_src = user_desc({c.n, c.ic, c.ih, c.iw}, cl_in);
-    auto user_dst = user_desc({c.n, c.oc, c.oh, c.ow}, cl_out);
-    auto src = as_input(s, user_src, x.data<float>(), p.pd.src_desc());
+    auto out = empty_maps(shape, bf16_out);
+    auto user_src = user_desc({c.n, c.ic, c.ih, c.iw}, cl_in, is_bf16(x));
+    auto user_dst = user_desc({c.n, c.oc, c.oh, c.ow}, cl_out, bf16_out);
+    auto src = as_input(s, user_src, x.data(), p.pd.src_desc());
     auto wei = as_input(s, memory::desc(weight_dims(c), dt::f32, weight_tag(c)), wd, p.pd.weights_desc());
-    Output dst(user_dst, out.data<float>(), p.pd.dst_desc());
+    Output dst(user_dst, out.data(), p.pd.dst_desc());
     std::unordered_map<int, memory> args{
         {DNNL_ARG_SRC, src},
         {DNNL_ARG_WEIGHTS, wei},
@@ -1191,7 +1219,7 @@ std::vector<std::vector<int64_t>> ConvInferShape(
     const paddle::optional<std::vector<int64_t>>& scale, const paddle::optional<std::vector<int64_t>>& shift,
     const paddle::optional<std::vector<int64_t>>& residual, const std::vector<int>& strides,
     const std::vector<int>& paddings, const std::vector<int>& dilations, int groups, float epsilon, bool relu,
-    bool cl_in, bool cl_out, bool bf16) {
+    bool cl_in, bool cl_out, bool bf16, bool bf16_out) {
   return {out_shape_of(conv_geometry(nchw_of(x, cl_in), w, strides, paddings, dilations, groups), cl_out)};
 }
 
@@ -1210,7 +1238,8 @@ PD_BUILD_OP(pcnn_conv_infer)
              paddle::Optional("Scale"), paddle::Optional("Shift"), paddle::Optional("Residual")})
     .Outputs({"Out"})
     .Attrs({"strides: std::vector<int>", "paddings: std::vector<int>", "dilations: std::vector<int>", "groups: int",
-            "epsilon: float", "relu: bool", "channels_last_in: bool", "channels_last_out: bool", "bf16: bool"})
+            "epsilon: float", "relu: bool", "channels_last_in: bool", "channels_last_out: bool", "bf16: bool",
+            "bf16_out: bool"})
     .SetKernelFn(PD_KERNEL(ConvInferFwd))
     .SetInferShapeFn(PD_INFER_SHAPE(ConvInferShape))
     .SetInferDtypeFn(PD_INFER_DTYPE(ConvInferDtype));

@@ -31,9 +31,11 @@ from ._paddle import conv_settings, norm_settings, watched
 from ._registry import padding_pairs
 
 
-def _fast_ops(x, ndim: Optional[int] = 4) -> Optional[object]:
-    """The operator module when ``x`` (of rank ``ndim``, any if None) can take the fast path, else None."""
-    if (not paddle.in_dynamic_mode() or not x.place.is_cpu_place() or x.dtype != paddle.float32
+def _fast_ops(x, ndim: Optional[int] = 4, bf16: bool = False) -> Optional[object]:
+    """The operator module when ``x`` (of rank ``ndim``, any if None) can take the fast path, else None.
+    Maps are float32, or with ``bf16`` also the bf16 ones a chain of operators hands on."""
+    dtypes = (paddle.float32, paddle.bfloat16) if bf16 else (paddle.float32,)
+    if (not paddle.in_dynamic_mode() or not x.place.is_cpu_place() or x.dtype not in dtypes
             or (ndim is not None and x.ndim != ndim)):
         return None
     return fast.ops()
@@ -60,15 +62,17 @@ def _conv_args(conv: "Conv2D"):
     return None if pads is None else (_pair(c.stride), pads, _pair(c.dilation), c.groups)
 
 
-def _conv(ops, conv: "Conv2D", x, args, channels_last_in: bool, channels_last_out: bool, act: str = "none"):
+def _conv(ops, conv: "Conv2D", x, args, channels_last_in: bool, channels_last_out: bool, act: str = "none",
+          bf16_out: bool = False):
     """The training operator for ``conv`` (``args`` from :func:`_conv_args`) on ``x``, then ``act``
-    ('relu', 'sigmoid') fused in unless 'none'."""
+    ('relu', 'sigmoid') fused in unless 'none'; bf16 maps out with ``bf16_out`` (a bf16 conv only)."""
+    bf16_out = bf16_out and conv.bf16
     # An input that needs no gradient (the images, at the first layer) skips that pass.
     if conv.bias is None:
         op = ops.pcnn_conv2d_wgrad if x.stop_gradient else ops.pcnn_conv2d
-        return op(x, conv.weight, *args, act, channels_last_in, channels_last_out, conv.bf16)
+        return op(x, conv.weight, *args, act, channels_last_in, channels_last_out, conv.bf16, bf16_out)
     op = ops.pcnn_conv2d_bias_wgrad if x.stop_gradient else ops.pcnn_conv2d_bias
-    return op(x, conv.weight, conv.bias, *args, act, channels_last_in, channels_last_out, conv.bf16)
+    return op(x, conv.weight, conv.bias, *args, act, channels_last_in, channels_last_out, conv.bf16, bf16_out)
 
 
 class Conv2D(nn.Conv2D):
@@ -179,8 +183,8 @@ def set_precision(net: nn.Layer, precision: str) -> nn.Layer:
 
 def _pool(layer, x, channels_last: bool = False):
     """The fast pooling of ``x`` (NHWC data with ``channels_last``) for ``layer``'s settings, or None
-    where the operator does not apply."""
-    ops = _fast_ops(x)
+    where the operator does not apply (a chain's NHWC maps may be bf16)."""
+    ops = _fast_ops(x, bf16=channels_last)
     mode = layer.fast_mode()
     if ops is None or mode is None or layer.ceil_mode or layer.data_format != "NCHW" or isinstance(layer.padding, str):
         return None
@@ -397,13 +401,18 @@ def in_channels_last_chain() -> bool:
 
 
 def plain(x):
-    """``x`` as an NCHW tensor (a plain tensor is returned as is)."""
-    return x.data.transpose([0, 3, 1, 2]).contiguous() if isinstance(x, ChannelsLast) else x
+    """``x`` as a float32 NCHW tensor (a plain tensor is returned as is)."""
+    if not isinstance(x, ChannelsLast):
+        return x
+    data = x.data.astype(paddle.float32) if x.data.dtype == paddle.bfloat16 else x.data
+    return data.transpose([0, 3, 1, 2]).contiguous()
 
 
 def _nhwc(x):
-    """The NHWC data of ``x``."""
-    return x.data if isinstance(x, ChannelsLast) else x.transpose([0, 2, 3, 1]).contiguous()
+    """The float32 NHWC data of ``x``."""
+    if isinstance(x, ChannelsLast):
+        return x.data.astype(paddle.float32) if x.data.dtype == paddle.bfloat16 else x.data
+    return x.transpose([0, 2, 3, 1]).contiguous()
 
 
 def _observed(*layers) -> bool:
@@ -446,7 +455,7 @@ def unit_path(conv: Conv2D, bn: Optional[BatchNorm2D], x, channels_last: bool = 
     without autograd and with running statistics it is fused, and inside :func:`channels_last_chain`
     a unit asked for ``channels_last`` trains on NHWC maps."""
     data = x.data if isinstance(x, ChannelsLast) else x
-    if _fast_ops(data) is None or _observed(conv, bn) or _conv_args(conv) is None:
+    if _fast_ops(data, bf16=conv.bf16) is None or _observed(conv, bn) or _conv_args(conv) is None:
         return UnitPath.LAYER_BY_LAYER
     if not paddle.is_grad_enabled() and (bn is None or _affine_norm(bn)):
         return UnitPath.FUSED_INFERENCE
@@ -456,38 +465,42 @@ def unit_path(conv: Conv2D, bn: Optional[BatchNorm2D], x, channels_last: bool = 
 
 
 def conv_bn(conv: Conv2D, bn: Optional[BatchNorm2D], x, relu: bool = False, residual=None,
-            channels_last: bool = False):
+            channels_last: bool = False, bf16_out: bool = False):
     """``conv(x)``, then ``bn`` (if given), plus ``residual`` (if given; of the output's shape), then
     ReLU if ``relu``: the conv-norm(-add)(-ReLU) unit of ResNets and Inception blocks, on the path
     :func:`unit_path` names. ``x`` and ``residual`` may be NCHW tensors or :class:`ChannelsLast` maps;
     the result is :class:`ChannelsLast` with ``channels_last`` inside :func:`channels_last_chain` on
     the fast path, an NCHW tensor otherwise (a block called on its own gives what a Paddle layer gives).
+    With ``bf16_out``, a bf16 ``conv`` whose unit has no residual (and in training no norm) hands
+    bf16 maps on (:class:`ChannelsLast` only; :func:`plain` returns float32).
     """
     path = unit_path(conv, bn, x, channels_last)
     channels_last = channels_last and in_channels_last_chain()
+    bf16_out = bf16_out and conv.bf16 and channels_last and residual is None
     if path is UnitPath.FUSED_INFERENCE:
-        return _fused_inference(conv, bn, x, relu, residual, channels_last)
+        return _fused_inference(conv, bn, x, relu, residual, channels_last, bf16_out)
     if path is UnitPath.CHANNELS_LAST_TRAINING:
-        return _channels_last_training(conv, bn, x, relu, residual)
+        return _channels_last_training(conv, bn, x, relu, residual, bf16_out and bn is None)
     return _layer_by_layer(conv, bn, x, relu, residual)
 
 
-def _fused_inference(conv, bn, x, relu, residual, channels_last):
+def _fused_inference(conv, bn, x, relu, residual, channels_last, bf16_out=False):
     cl_in = isinstance(x, ChannelsLast)
     data = x.data if cl_in else x
     n = None if bn is None else norm_settings(bn)
     norm = [None] * 4 if bn is None else [n.mean, n.variance, bn.weight, bn.bias]
     res = None if residual is None else (_nhwc(residual) if channels_last else plain(residual))
     out = fast.ops().pcnn_conv_infer(data, conv.weight, conv.bias, *norm, res, *_conv_args(conv),
-                                     1e-5 if bn is None else n.epsilon, relu, cl_in, channels_last, conv.bf16)
+                                     1e-5 if bn is None else n.epsilon, relu, cl_in, channels_last, conv.bf16,
+                                     bf16_out)
     return ChannelsLast(out) if channels_last else out
 
 
-def _channels_last_training(conv, bn, x, relu, residual):
+def _channels_last_training(conv, bn, x, relu, residual, bf16_out=False):
     ops = fast.ops()
     cl_in = isinstance(x, ChannelsLast)
     fuse = relu and bn is None and residual is None  # the ReLU straight after the convolution: one operator
-    y = _conv(ops, conv, x.data if cl_in else x, _conv_args(conv), cl_in, True, "relu" if fuse else "none")
+    y = _conv(ops, conv, x.data if cl_in else x, _conv_args(conv), cl_in, True, "relu" if fuse else "none", bf16_out)
     done = fuse  # whether the ReLU ran already (fused into the convolution or the norm)
     if bn is not None:
         y, done = _batch_norm_nhwc(ops, bn, y, relu and residual is None)
@@ -497,7 +510,7 @@ def _channels_last_training(conv, bn, x, relu, residual):
 
 
 def _layer_by_layer(conv, bn, x, relu, residual):
-    ops = _fast_ops(x.data) if isinstance(x, ChannelsLast) else None
+    ops = _fast_ops(x.data, bf16=conv.bf16) if isinstance(x, ChannelsLast) else None
     args = None if ops is None or _observed(conv, bn) else _conv_args(conv)
     if args is not None:  # NHWC maps read as they are (plain() would transpose them)
         y = _conv(ops, conv, x.data, args, True, False)
@@ -561,29 +574,41 @@ class Sequential(nn.Sequential):
                 x = layer._chain(x)
             elif isinstance(layer, ConvNormReLU):
                 conv, bn, _ = layer.children()
-                x = conv_bn(conv, bn, x, relu=True, channels_last=True)
+                x = conv_bn(conv, bn, x, relu=True, channels_last=True, bf16_out=_takes_bf16(layers, i + 1))
             elif (isinstance(layer, Conv2D) and i + 1 < len(layers) and isinstance(layers[i + 1], nn.Sigmoid)
                   and paddle.is_grad_enabled() and _conv_args(layer) is not None):
                 # LeNet's conv-Sigmoid in training: one operator (inference keeps them apart: the fused
                 # inference operator knows ReLU only).
                 cl_in = isinstance(x, ChannelsLast)
                 x = ChannelsLast(_conv(fast.ops(), layer, x.data if cl_in else x, _conv_args(layer), cl_in, True,
-                                       "sigmoid"))
+                                       "sigmoid", _takes_bf16(layers, i + 2)))
                 i += 2
                 continue
             elif isinstance(layer, Conv2D):
                 bn = layers[i + 1] if i + 1 < len(layers) and isinstance(layers[i + 1], BatchNorm2D) else None
                 j = i + 1 + (bn is not None)
                 then_relu = j < len(layers) and isinstance(layers[j], nn.ReLU)
-                x = conv_bn(layer, bn, x, relu=then_relu, channels_last=True)
+                x = conv_bn(layer, bn, x, relu=then_relu, channels_last=True,
+                            bf16_out=_takes_bf16(layers, j + then_relu))
                 i = j + then_relu
                 continue
             elif isinstance(layer, (MaxPool2D, AvgPool2D)) and isinstance(x, ChannelsLast):
                 out = _pool(layer, x.data, channels_last=True)
                 x = layer(plain(x)) if out is None else ChannelsLast(out)
             elif isinstance(layer, (nn.ReLU, nn.Sigmoid)) and isinstance(x, ChannelsLast):
-                x = ChannelsLast((relu if isinstance(layer, nn.ReLU) else sigmoid)(x.data))
+                mode = "relu" if isinstance(layer, nn.ReLU) else "sigmoid"
+                if x.data.dtype == paddle.bfloat16:  # bf16 maps: the operator at any size
+                    x = ChannelsLast(fast.ops().pcnn_act(x.data, mode))
+                else:
+                    x = ChannelsLast((relu if mode == "relu" else sigmoid)(x.data))
             else:
                 x = layer(plain(x))
             i += 1
         return x
+
+
+def _takes_bf16(layers, i: int) -> bool:
+    """True when ``layers[i]`` reads a chain's NHWC maps as they are, so a bf16 convolution before it
+    may hand them on in bf16 (another layer is given float32 NCHW maps)."""
+    return i < len(layers) and isinstance(layers[i], (Conv2D, ConvNormReLU, MaxPool2D, AvgPool2D, nn.ReLU,
+                                                       nn.Sigmoid, Sequential))
