@@ -470,7 +470,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     print("\nimages/s; 'ours' is paddle_cnn's Trainer (paddle.Model.fit) with the fast operators, the path every "
           "experiment uses; 'eval: ours' is its whole-set evaluation. PyTorch: NCHW fp32, CL = channels-last fp32, "
           "bf16 = bf16 autocast + channels-last; 'ours/best PyTorch' is against the faster fp32 one; 'ours bf16' is "
-          "--precision bf16 (the convolutions in bf16).")
+          "--precision bf16 (bf16 convolutions, and bf16 maps inside Sequential chains).")
     return 0
 
 

@@ -897,14 +897,15 @@ std::vector<std::vector<int64_t>> FoldShape(const std::vector<int64_t>& x) {
   const auto dims = ncdhw_of(x, true);
   return {{dims[0], dims[3], dims[4], dims[1] * dims[2]}};
 }
-std::vector<paddle::DataType> FoldDtype(const paddle::DataType& x) { return {x}; }
+// One input, one output of its dtype (the fold, the activations).
+std::vector<paddle::DataType> SameDtype(const paddle::DataType& x) { return {x}; }
 
 PD_BUILD_OP(pcnn_fold_depth)
     .Inputs({"X"})
     .Outputs({"Out"})
     .SetKernelFn(PD_KERNEL(FoldFwd))
     .SetInferShapeFn(PD_INFER_SHAPE(FoldShape))
-    .SetInferDtypeFn(PD_INFER_DTYPE(FoldDtype));
+    .SetInferDtypeFn(PD_INFER_DTYPE(SameDtype));
 PD_BUILD_GRAD_OP(pcnn_fold_depth)
     .Inputs({"X", paddle::Grad("Out")})
     .Outputs({paddle::Grad("X")})
@@ -1026,7 +1027,6 @@ std::vector<paddle::Tensor> ActBwd(const paddle::Tensor& out, const paddle::Tens
 }
 
 std::vector<std::vector<int64_t>> ActShape(const std::vector<int64_t>& x, const std::string& mode) { return {x}; }
-std::vector<paddle::DataType> ActDtype(const paddle::DataType& x) { return {x}; }
 
 PD_BUILD_OP(pcnn_act)
     .Inputs({"X"})
@@ -1034,7 +1034,7 @@ PD_BUILD_OP(pcnn_act)
     .Attrs({"mode: std::string"})
     .SetKernelFn(PD_KERNEL(ActFwd))
     .SetInferShapeFn(PD_INFER_SHAPE(ActShape))
-    .SetInferDtypeFn(PD_INFER_DTYPE(ActDtype));
+    .SetInferDtypeFn(PD_INFER_DTYPE(SameDtype));
 
 PD_BUILD_GRAD_OP(pcnn_act)
     .Inputs({"Out", paddle::Grad("Out")})
