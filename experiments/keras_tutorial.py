@@ -97,10 +97,10 @@ def table(rows: List[dict]) -> str:
 
 
 def plot(rows: List[dict], path: Path) -> None:
-    from paddle_cnn.training.plots import _save, _subplots
+    from paddle_cnn.training.plots import save, subplots
 
     parts = [p for p in PARTS if any(r["part"] == p for r in rows)]
-    fig, ax = _subplots(figsize=(2.2 + 1.6 * len(rows), 4))
+    fig, ax = subplots(figsize=(2.2 + 1.6 * len(rows), 4))
     labels = [f"{r['net']}\n{r['part']}" for r in rows]
     colours = {p: f"C{i}" for i, p in enumerate(PARTS)}
     ax.bar(range(len(rows)), [r["test"]["acc"] for r in rows], color=[colours[r["part"]] for r in rows])
@@ -113,7 +113,7 @@ def plot(rows: List[dict], path: Path) -> None:
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("test accuracy")
     ax.set_title(f"the tf.keras tutorial's nets on MNIST at 224/227: {', '.join(parts)}")
-    _save(fig, path)
+    save(fig, path)
 
 
 def write_outputs(out: Path) -> List[dict]:

@@ -122,7 +122,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from paddle_cnn import images as I
     from paddle_cnn.inference import open_predictor
 
-    from paddle_cnn.inference import EXPORT_META
+    from paddle_cnn.training.layout import EXPORT_META
     from paddle_cnn.training.trainer import select_device
 
     if (args.model / EXPORT_META).is_file() and args.device == "gpu":
@@ -244,7 +244,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     import json
 
-    from paddle_cnn.inference import EXPORT_META
+    from paddle_cnn.training.layout import EXPORT_META
 
     out = export_run(args.run_dir, args.which, args.out, overwrite=args.overwrite)
     src = json.loads((out / EXPORT_META).read_text(encoding="utf-8"))["source"]

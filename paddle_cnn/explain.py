@@ -123,7 +123,7 @@ def draw(image: np.ndarray, ex: Explanation, stages: Sequence[Stage], class_name
     """Three PNGs per image: STEM_maps.png, STEM_gradcam.png, STEM_fields.png."""
     from matplotlib.patches import Rectangle
 
-    from .training.plots import _save, _subplots
+    from .training.plots import save, subplots
 
     out.mkdir(parents=True, exist_ok=True)
     name = class_names[ex.top]
@@ -131,7 +131,7 @@ def draw(image: np.ndarray, ex: Explanation, stages: Sequence[Stage], class_name
     paths = []
     # 1. Feature maps: one row per stage, the channels with the largest mean activation first.
     cols = min(max_maps, max(s.shape[0] for s in stages))
-    fig, axes = _subplots(len(stages), cols + 1, figsize=(1.3 * (cols + 1), 1.5 * len(stages) + 0.6), squeeze=False)
+    fig, axes = subplots(len(stages), cols + 1, figsize=(1.3 * (cols + 1), 1.5 * len(stages) + 0.6), squeeze=False)
     for row, s in zip(axes, stages):
         maps = ex.maps[s.layer]
         order = np.argsort(-maps.mean(axis=(1, 2)))[:cols]
@@ -144,9 +144,9 @@ def draw(image: np.ndarray, ex: Explanation, stages: Sequence[Stage], class_name
             ax.set_title(f"ch {c}", fontsize=6)
     fig.suptitle(f"{title}: feature maps of each convolution stage (strongest channels)", fontsize=9,
                  family=family)
-    paths.append(_save(fig, out / f"{stem}_maps.png"))
+    paths.append(save(fig, out / f"{stem}_maps.png"))
     # 2. Grad-CAM of the top class.
-    fig, axes = _subplots(1, 2, figsize=(6, 3.4), squeeze=False)
+    fig, axes = subplots(1, 2, figsize=(6, 3.4), squeeze=False)
     axes[0][0].imshow(image, cmap="gray", vmin=0, vmax=255)
     axes[0][0].set_title("input", fontsize=9)
     axes[0][1].imshow(image, cmap="gray", vmin=0, vmax=255)
@@ -155,9 +155,9 @@ def draw(image: np.ndarray, ex: Explanation, stages: Sequence[Stage], class_name
     for ax in axes[0]:
         ax.axis("off")
     fig.suptitle(f"{title} (last stage {stages[-1].layer})", fontsize=9, family=family)
-    paths.append(_save(fig, out / f"{stem}_gradcam.png"))
+    paths.append(save(fig, out / f"{stem}_gradcam.png"))
     # 3. Effective receptive field of each stage's centre unit, theoretical field boxed.
-    fig, axes = _subplots(1, len(stages), figsize=(2.8 * len(stages), 3.4), squeeze=False)
+    fig, axes = subplots(1, len(stages), figsize=(2.8 * len(stages), 3.4), squeeze=False)
     h, w = image.shape[:2]
     for ax, s in zip(axes[0], stages):
         field = ex.fields[s.layer]
@@ -173,5 +173,5 @@ def draw(image: np.ndarray, ex: Explanation, stages: Sequence[Stage], class_name
         ax.axis("off")
     fig.suptitle(f"{title}: effective receptive field of the centre unit (box: theoretical)", fontsize=9,
                  family=family)
-    paths.append(_save(fig, out / f"{stem}_fields.png"))
+    paths.append(save(fig, out / f"{stem}_fields.png"))
     return paths

@@ -19,10 +19,9 @@ from .contract import InputContract
 from .errors import UserError
 from .fileio import atomic_write_text
 from .training.evaluation import predict_logits, softmax
-from .training.layout import RunLayout
+from .training.layout import EXPORT_META, RunLayout
 
 PathLike = Union[str, Path]
-EXPORT_META = "paddle_cnn_export.json"
 EXPORT_FORMAT = "paddle_cnn.export.v2"  # v2: the input contract under "input"
 
 

@@ -22,6 +22,9 @@ from ..errors import UserError
 
 PathLike = Union[str, Path]
 
+# What an export folder (``paddle-cnn export``) records beside the model: its source, contract, parameters.
+EXPORT_META = "paddle_cnn_export.json"
+
 
 class RunDirError(UserError):
     """A run folder that is missing, in use, or holds something the command would otherwise destroy."""

@@ -11,14 +11,16 @@ import numpy as np
 from ..fileio import atomic_write
 
 
-def _subplots(*args, figsize=None, constrained_layout=False, **kwargs):
+def subplots(*args, figsize=None, constrained_layout=False, **kwargs):
+    """A figure and its axes without pyplot's global state (safe in threads and in tests)."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=figsize, constrained_layout=constrained_layout)
     return fig, fig.subplots(*args, **kwargs)
 
 
-def _save(fig, path) -> Path:
+def save(fig, path) -> Path:
+    """``fig`` as a PNG at ``path``, written atomically."""
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png"))
     return Path(path)
 
@@ -49,19 +51,19 @@ def sample_grid(images: np.ndarray, labels: np.ndarray, class_names: Sequence[st
     """A classes x ``per_class`` grid of training images, one class per row, named on the left."""
     k = len(class_names)
     grid = tile_grid(samples_by_class(images, labels, k, per_class), k, per_class)
-    fig, ax = _subplots(figsize=(per_class * 0.6 + 1.5, k * 0.6))
+    fig, ax = subplots(figsize=(per_class * 0.6 + 1.5, k * 0.6))
     ax.imshow(grid, cmap="gray", vmin=0, vmax=255)
     step = images.shape[1] + 2
     ax.set_yticks([2 + step * r + images.shape[1] / 2 for r in range(k)])
     ax.set_yticklabels(class_names)
     ax.set_xticks([])
     ax.set_title(f"{per_class} training images per class")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def training_curves(histories: Dict[str, List[dict]], path, title: str = "") -> Path:
     """Loss and accuracy per epoch for one or more runs: train (running, train mode) and val (whole set)."""
-    fig, axes = _subplots(1, 2, figsize=(11, 4))
+    fig, axes = subplots(1, 2, figsize=(11, 4))
     for name, rows in histories.items():
         rows = [asdict(r) if is_dataclass(r) else r for r in rows]
         epochs = [r["epoch"] for r in rows]
@@ -76,11 +78,11 @@ def training_curves(histories: Dict[str, List[dict]], path, title: str = "") -> 
         ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _confusion(matrix: np.ndarray, class_names: Sequence[str], title: str):
-    fig, ax = _subplots(figsize=(7, 6))
+    fig, ax = subplots(figsize=(7, 6))
     ax.imshow(matrix, cmap="Blues")
     k = len(class_names)
     ax.set_xticks(range(k))
@@ -98,7 +100,7 @@ def _confusion(matrix: np.ndarray, class_names: Sequence[str], title: str):
 
 
 def confusion_figure(matrix: np.ndarray, class_names: Sequence[str], path, title: str = "confusion matrix") -> Path:
-    return _save(_confusion(matrix, class_names, title), path)
+    return save(_confusion(matrix, class_names, title), path)
 
 
 def confusion_image(matrix: np.ndarray, class_names: Sequence[str], title: str = "confusion matrix") -> np.ndarray:
@@ -119,7 +121,7 @@ def image_grid(images: np.ndarray, captions: Sequence[str], path, *, cols: int =
     cols = max(1, min(cols, n))
     rows = -(-n // cols)
     lines = max((c.count("\n") + 1 for c in captions), default=1)
-    fig, axes = _subplots(rows, cols, figsize=(cols * 2.1, rows * (1.5 + 0.3 * lines)), squeeze=False)
+    fig, axes = subplots(rows, cols, figsize=(cols * 2.1, rows * (1.5 + 0.3 * lines)), squeeze=False)
     for ax, i in zip(axes.ravel(), range(rows * cols)):
         ax.axis("off")
         if i < n:
@@ -128,7 +130,7 @@ def image_grid(images: np.ndarray, captions: Sequence[str], path, *, cols: int =
                          family=families[i] if i < len(families) else None)
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def prediction_grid(images: np.ndarray, labels: np.ndarray, probs: np.ndarray, class_names: Sequence[str], path,
@@ -230,7 +232,7 @@ def cost_accuracy(results: Sequence[dict], path, title: str = "test accuracy aga
     """Test accuracy of each run against its forward FLOPs per image and its seconds per epoch."""
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-    fig, axes = _subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
+    fig, axes = subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
     colors = {r["net"]: f"C{i % 10}" for i, r in enumerate(results)}  # one colour per net in both panels
     for ax, key, label in ((axes[0], "flops", "forward MFLOPs per image (log)"),
                            (axes[1], "seconds_per_epoch", "seconds per training epoch on this machine (log)")):
@@ -248,7 +250,7 @@ def cost_accuracy(results: Sequence[dict], path, title: str = "test accuracy aga
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8, loc="upper left")
     fig.suptitle(title)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 # A fixed legend for scene maps: label 0 (unlabelled) black, classes 1..16 in these colours, the
@@ -287,7 +289,7 @@ def classification_map(truth: Optional[np.ndarray], predicted: np.ndarray, class
         panels = (("ground truth", truth), ("prediction, every pixel", predicted),
                   ("prediction, labelled pixels", np.where(truth > 0, predicted, 0)))
     h, w = predicted.shape
-    fig, axes = _subplots(1, len(panels), figsize=(len(panels) * max(3.0, 4.0 * w / h) + 3.2, 4.6), squeeze=False)
+    fig, axes = subplots(1, len(panels), figsize=(len(panels) * max(3.0, 4.0 * w / h) + 3.2, 4.6), squeeze=False)
     for ax, (name, labels) in zip(axes[0], panels):
         ax.imshow(label_map_rgb(labels), interpolation="nearest")
         ax.set_title(name, fontsize=10)
@@ -297,4 +299,4 @@ def classification_map(truth: Optional[np.ndarray], predicted: np.ndarray, class
     fig.legend(handles=handles, loc="center right", fontsize=7, frameon=False)
     fig.suptitle(title)
     fig.subplots_adjust(right=0.78)
-    return _save(fig, path)
+    return save(fig, path)

@@ -26,9 +26,8 @@ from paddle import nn
 
 from ..fileio import file_digest
 from . import checkpoint as ckpt
-from .layout import RunLayout
+from .layout import EXPORT_META, RunLayout
 
-EXPORT_META = "paddle_cnn_export.json"  # inference.EXPORT_META (that module imports the trainer)
 
 
 class InitError(ckpt.CheckpointError):
