@@ -175,7 +175,7 @@ dnnl::algorithm act_algorithm(const std::string& mode) {
 dnnl::primitive_attr act_post_op(const std::string& act) {
   dnnl::primitive_attr attr;
   if (act == "none") return attr;
-  if (act != "relu" && act != "sigmoid") PD_THROW("pcnn conv2d: act must be none, relu or sigmoid, not ", act);
+  if (act != "relu" && act != "sigmoid") PD_THROW("pcnn conv: act must be none, relu or sigmoid, not ", act);
   dnnl::post_ops ops;
   ops.append_eltwise(act == "relu" ? dnnl::algorithm::eltwise_relu : dnnl::algorithm::eltwise_logistic, 0.f, 0.f);
   attr.set_post_ops(ops);
@@ -327,6 +327,22 @@ paddle::Tensor empty_maps(const std::vector<int64_t>& shape, bool bf16) {
   return paddle::empty(shape, bf16 ? paddle::DataType::BFLOAT16 : paddle::DataType::FLOAT32, paddle::CPUPlace());
 }
 
+// The gradient through an activation ("relu", "sigmoid") from its output and the output's gradient:
+// elementwise, so any layout; float32 or bf16 like the output. pcnn_act's backward and the
+// convolutions' fused activations share it.
+paddle::Tensor act_backward(dnnl::stream& s, const std::string& mode, const paddle::Tensor& out,
+                            const paddle::Tensor& dout) {
+  PD_CHECK(is_bf16(dout) == is_bf16(out), "pcnn: the output gradient's dtype differs from the output's");
+  auto dx = empty_maps(out.shape(), is_bf16(out));
+  if (out.numel() == 0) return dx;
+  auto held = act_prims(out.numel(), mode, is_bf16(out));
+  auto& p = *held;
+  p.bwd_prim.execute(s, {{DNNL_ARG_DST, memory(p.bwd.dst_desc(), cpu_engine(), const_cast<void*>(out.data()))},
+                         {DNNL_ARG_DIFF_DST, memory(p.bwd.diff_dst_desc(), cpu_engine(), const_cast<void*>(dout.data()))},
+                         {DNNL_ARG_DIFF_SRC, memory(p.bwd.diff_src_desc(), cpu_engine(), dx.data())}});
+  return dx;
+}
+
 // Channels-last tensors (channels_last_in/out): the tensor's shape is [N, H, W, C] and its data NHWC.
 // oneDNN's convolutions on this machine choose NHWC for these maps, so a chain of operators that
 // hands NHWC tensors on (a ResNet's stages) skips the reorders around each one: a third of oneDNN's
@@ -424,15 +440,7 @@ std::vector<paddle::Tensor> conv_backward(const paddle::Tensor& x, const paddle:
   auto held = conv_prims(c, bias, act, cl_in, cl_out, bf16, is_bf16(x), bf16_out);
   auto& p = *held;
   dnnl::stream s(cpu_engine());
-  paddle::Tensor dy = dout;
-  if (act != "none") {  // the gradient through the fused activation, from its output (elementwise, any layout)
-    dy = empty_maps(out_shape, bf16_out);
-    auto eltwise = act_prims(out.numel(), act, bf16_out);
-    eltwise->bwd_prim.execute(
-        s, {{DNNL_ARG_DST, memory(eltwise->bwd.dst_desc(), cpu_engine(), const_cast<void*>(out.data()))},
-            {DNNL_ARG_DIFF_DST, memory(eltwise->bwd.diff_dst_desc(), cpu_engine(), const_cast<void*>(dout.data()))},
-            {DNNL_ARG_DIFF_SRC, memory(eltwise->bwd.diff_src_desc(), cpu_engine(), dy.data())}});
-  }
+  const paddle::Tensor dy = act == "none" ? dout : act_backward(s, act, out, dout);  // through the fused activation
   return run_backward(s, p, user_desc({c.n, c.ic, c.ih, c.iw}, cl_in, is_bf16(x)),
                       memory::desc(weight_dims(c), dt::f32, weight_tag(c)),
                       user_desc({c.n, c.oc, c.oh, c.ow}, cl_out, bf16_out), x, w, dy, bias, need_dx, c.oc);
@@ -538,12 +546,7 @@ std::shared_ptr<ConvPrims> conv3_prims(const Conv3& c, bool bias, bool relu, boo
     memory::desc src(src3(c), lo, in_tag), dsrc(src3(c), dt::f32, in_tag), wei(wei3(c), lo, tag::any),
         dwei(wei3(c), dt::f32, tag::any), dst(dst3(c), dt::f32, out_tag), ddst(dst3(c), lo, out_tag);
     memory::desc b({c.oc}, dt::f32, tag::x);
-    dnnl::primitive_attr attr;
-    if (relu) {
-      dnnl::post_ops ops;
-      ops.append_eltwise(dnnl::algorithm::eltwise_relu, 0.f, 0.f);
-      attr.set_post_ops(ops);
-    }
+    const auto attr = act_post_op(relu ? "relu" : "none");
     auto fwd = bias ? dnnl::convolution_forward::primitive_desc(
                           eng, dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src, wei, b, dst,
                           c.strides, c.dilates, c.pad_l, c.pad_r, attr)
@@ -560,23 +563,6 @@ std::shared_ptr<ConvPrims> conv3_prims(const Conv3& c, bool bias, bool relu, boo
                                   c.pad_l, c.pad_r, fwd);
     return ConvPrims{fwd, bwd_data, bwd_weights, dnnl::convolution_forward(fwd),
                      dnnl::convolution_backward_data(bwd_data), dnnl::convolution_backward_weights(bwd_weights)};
-  });
-}
-
-// The ReLU's backward from its output, elementwise over a dense buffer of ``numel`` values (any layout).
-struct ReluBwdPrims {
-  memory::desc md;
-  dnnl::eltwise_backward prim;
-};
-std::shared_ptr<ReluBwdPrims> relu_backward_prims(int64_t numel) {
-  return cached<ReluBwdPrims>("relu_bwd:" + std::to_string(numel), [&] {
-    auto& eng = cpu_engine();
-    memory::desc md({numel}, dt::f32, tag::x);
-    auto hint = dnnl::eltwise_forward::primitive_desc(eng, dnnl::prop_kind::forward_training,
-                                                      dnnl::algorithm::eltwise_relu_use_dst_for_bwd, md, md, 0.f, 0.f);
-    auto pd = dnnl::eltwise_backward::primitive_desc(eng, dnnl::algorithm::eltwise_relu_use_dst_for_bwd, md, md, md,
-                                                     0.f, 0.f, hint);
-    return ReluBwdPrims{md, dnnl::eltwise_backward(pd)};
   });
 }
 
@@ -621,15 +607,7 @@ std::vector<paddle::Tensor> conv3_backward(const paddle::Tensor& x, const paddle
   auto held = conv3_prims(c, bias, relu, cl_in, cl_out, bf16);
   auto& p = *held;
   dnnl::stream s(cpu_engine());
-  paddle::Tensor dy = dout;
-  if (relu) {  // the gradient through the fused ReLU: zero where the output is
-    dy = empty_like_shape(out_shape);
-    auto relu_bwd = relu_backward_prims(out.numel());
-    const auto& md = relu_bwd->md;
-    relu_bwd->prim.execute(s, {{DNNL_ARG_DST, memory(md, cpu_engine(), const_cast<float*>(out.data<float>()))},
-                               {DNNL_ARG_DIFF_DST, memory(md, cpu_engine(), const_cast<float*>(dout.data<float>()))},
-                               {DNNL_ARG_DIFF_SRC, memory(md, cpu_engine(), dy.data<float>())}});
-  }
+  const paddle::Tensor dy = relu ? act_backward(s, "relu", out, dout) : dout;  // zero where the output is
   return run_backward(s, p, user3(src3(c), cl_in), plain_wei3(c), user3(dst3(c), cl_out), x, w, dy, bias, need_dx,
                       c.oc);
 }
@@ -1011,16 +989,8 @@ std::vector<paddle::Tensor> ActFwd(const paddle::Tensor& x, const std::string& m
 std::vector<paddle::Tensor> ActBwd(const paddle::Tensor& out, const paddle::Tensor& dout, const std::string& mode) {
   return guarded([&]() -> std::vector<paddle::Tensor> {
     apply_threads();
-    PD_CHECK(is_bf16(dout) == is_bf16(out), "pcnn act: the output gradient's dtype differs from the output's");
-    auto dx = empty_maps(out.shape(), is_bf16(out));
-    if (out.numel() == 0) return {dx};
-    auto held = act_prims(out.numel(), mode, is_bf16(out));
-    auto& p = *held;
     dnnl::stream s(cpu_engine());
-    memory dst(p.bwd.dst_desc(), cpu_engine(), const_cast<void*>(out.data()));
-    memory ddst(p.bwd.diff_dst_desc(), cpu_engine(), const_cast<void*>(dout.data()));
-    memory dsrc(p.bwd.diff_src_desc(), cpu_engine(), dx.data());
-    p.bwd_prim.execute(s, {{DNNL_ARG_DST, dst}, {DNNL_ARG_DIFF_DST, ddst}, {DNNL_ARG_DIFF_SRC, dsrc}});
+    auto dx = act_backward(s, mode, out, dout);
     s.wait();
     return {dx};
   });

@@ -400,19 +400,19 @@ def in_channels_last_chain() -> bool:
     return getattr(_chain, "depth", 0) > 0
 
 
+def _float32(data):
+    """A chain's NHWC data in float32 (bf16 maps are cast; Paddle's own kernels take float32)."""
+    return data.astype(paddle.float32) if data.dtype == paddle.bfloat16 else data
+
+
 def plain(x):
     """``x`` as a float32 NCHW tensor (a plain tensor is returned as is)."""
-    if not isinstance(x, ChannelsLast):
-        return x
-    data = x.data.astype(paddle.float32) if x.data.dtype == paddle.bfloat16 else x.data
-    return data.transpose([0, 3, 1, 2]).contiguous()
+    return _float32(x.data).transpose([0, 3, 1, 2]).contiguous() if isinstance(x, ChannelsLast) else x
 
 
 def _nhwc(x):
     """The float32 NHWC data of ``x``."""
-    if isinstance(x, ChannelsLast):
-        return x.data.astype(paddle.float32) if x.data.dtype == paddle.bfloat16 else x.data
-    return x.transpose([0, 2, 3, 1]).contiguous()
+    return _float32(x.data) if isinstance(x, ChannelsLast) else x.transpose([0, 2, 3, 1]).contiguous()
 
 
 def _observed(*layers) -> bool:
