@@ -138,9 +138,7 @@ def write_outputs(out: Path) -> List[dict]:
     atomic_write_text(out / "zoo.md", report.markdown_table(results, report.ZOO_COLUMNS) + "\n")
     atomic_write_text(out / "zoo.csv", report.csv_text(results, report.ZOO_COLUMNS))
     atomic_write_text(out / "zoo.json", json.dumps(results, indent=2) + "\n")
-    histories = {r["net"]: RunDir(r["run_dir"], writer=False).read_checkpoint("latest").run.history
-                 for r in results}
-    plots.training_curves(histories, out / "curves.png", title="classic zoo on Fashion-MNIST")
+    plots.curves_grid(results, out / "curves.png", title="classic zoo on Fashion-MNIST")
     plots.cost_accuracy(results, out / "cost_accuracy.png")
     return results
 

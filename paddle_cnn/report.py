@@ -4,6 +4,7 @@
     python -m paddle_cnn.report --columns zoo docs/results/classic_zoo/*.json
     python -m paddle_cnn.report docs/results/speed_threads1.json      # a table a benchmark saved
     python -m paddle_cnn.report --save docs/results/classic_zoo runs/classic_zoo/*/
+    python -m paddle_cnn.report --columns zoo --curves C.png --cost-accuracy A.png docs/results/classic_zoo/*.json
     python -m paddle_cnn.report --readme README.md [--check]
 
 Every table in README sits between ``<!-- table: COMMAND -->`` and ``<!-- end table -->``;
@@ -103,6 +104,26 @@ def _read_json(path: Path):
         raise ReportError(f"{path}: not a readable JSON file ({exc})") from None
 
 
+def _metrics_history(run_dir: Path) -> List[dict]:
+    """Per-epoch rows of a run folder's metrics.csv (runs written before results.json kept them)."""
+    path = run_dir / "metrics.csv"
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ReportError(f"{path}: not a readable CSV file ({exc})") from None
+    history = []
+    for i, row in enumerate(rows, start=2):
+        try:
+            history.append({k: (None if v in ("", None) else int(v) if k == "epoch" else float(v))
+                            for k, v in row.items()})
+        except (TypeError, ValueError):
+            raise ReportError(f"{path}: row {i}: expected numbers, got {row}") from None
+    return history
+
+
 def load_results(paths: Iterable[Path]) -> List[dict]:
     """Results of run folders (their results.json) or of saved results files (``--save``)."""
     out = []
@@ -110,6 +131,8 @@ def load_results(paths: Iterable[Path]) -> List[dict]:
         if p.is_dir():
             results = _read_json(p / "results.json")
             results["run_dir"] = str(p.absolute())  # where it is now, whatever the folder was called then
+            if isinstance(results, dict) and "history" not in results:
+                results["history"] = _metrics_history(p)
         else:
             results = _read_json(p)
         if not isinstance(results, dict) or "net" not in results:
@@ -178,6 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="which table: default (the experiments' comparison), zoo (cost, accuracy, command) or "
                              "precision (fp32 against bf16)")
     parser.add_argument("--save", type=Path, metavar="DIR", help="copy each run's results.json to DIR/NET.json")
+    parser.add_argument("--curves", type=Path, metavar="PNG",
+                        help="also draw each run's accuracy per epoch, one panel per net (runs with a history)")
+    parser.add_argument("--cost-accuracy", type=Path, metavar="PNG",
+                        help="also draw test accuracy against FLOPs and seconds per epoch")
+    parser.add_argument("--title", default="", help="the pictures' title")
     parser.add_argument("--readme", type=Path, metavar="MD", help="regenerate every table block of this file")
     parser.add_argument("--check", action="store_true", help="with --readme: change nothing, exit 1 if it differs")
     return parser
@@ -262,7 +290,25 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"saved {path}")
         return 0
     print(table(args))
+    if args.curves or args.cost_accuracy:
+        draw(load_results(args.paths), args)
     return 0
+
+
+def draw(results: List[dict], args: argparse.Namespace) -> None:
+    """The pictures ``--curves`` / ``--cost-accuracy`` ask for, cheapest net first."""
+    from .training import plots
+
+    results = sorted(results, key=lambda r: (r.get("flops") or 0, r["net"]))
+    if args.curves:
+        without = [r["net"] for r in results if not r.get("history")]
+        if len(without) == len(results):
+            raise ReportError("--curves: none of these results holds a per-epoch history")
+        plots.curves_grid(results, args.curves, title=args.title)
+        print(f"saved {args.curves}" + (f" (no per-epoch history kept for: {', '.join(without)})" if without else ""))
+    if args.cost_accuracy:
+        plots.cost_accuracy(results, args.cost_accuracy, **({"title": args.title} if args.title else {}))
+        print(f"saved {args.cost_accuracy}")
 
 
 if __name__ == "__main__":

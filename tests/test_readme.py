@@ -1,4 +1,5 @@
 """README stays true: every table is regenerated from committed source files by the command beside it."""
+import json
 import re
 import shutil
 import subprocess
@@ -78,3 +79,33 @@ def test_saved_results_give_the_same_table_as_the_run_folder(synthetic_csvs, tmp
     with pytest.raises(report.ReportError, match="not a run's results"):
         (tmp_path / "x.json").write_text("[1, 2]")
         report.load_results([tmp_path / "x.json"])
+
+
+def test_saved_results_keep_the_curves(synthetic_csvs, tmp_path, monkeypatch):
+    """The zoo's pictures are redrawn from docs/results, without the run folders (checkpoints)."""
+    train, test = synthetic_csvs
+    config = RunConfig(net="lenet", train_csv=str(train), test_csv=str(test), val_size=80, epochs=2, log_every=1000)
+    train_and_evaluate(config, tmp_path / "runs" / "lenet", verbose=False)
+    monkeypatch.chdir(tmp_path)
+    (saved,) = report.save_results([Path("runs/lenet")], Path("docs/results"))
+    history = report.load_results([saved])[0]["history"]
+    assert [h["epoch"] for h in history] == [1, 2] and all(0 <= h["val_acc"] <= 1 for h in history)
+    # A run folder whose results.json predates the history key: the rows come from its metrics.csv.
+    results = json.loads(Path("runs/lenet/results.json").read_text())
+    Path("runs/lenet/results.json").write_text(json.dumps({k: v for k, v in results.items() if k != "history"}))
+    from_csv = report.load_results([Path("runs/lenet")])[0]["history"]  # metrics.csv keeps 6 digits
+    assert [(h["epoch"], round(h["val_acc"], 5)) for h in from_csv] == [(h["epoch"], round(h["val_acc"], 5))
+                                                                        for h in history]
+    old = {k: v for k, v in json.loads(saved.read_text()).items() if k != "history"}
+    Path("docs/results/old.json").write_text(json.dumps(dict(old, net="standard_cnn")))
+    res = subprocess.run([sys.executable, "-m", "paddle_cnn.report", "--columns", "zoo", "--curves", "c.png",
+                          "--cost-accuracy", "a.png", "docs/results/lenet.json", "docs/results/old.json"],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "(no per-epoch history kept for: standard_cnn)" in res.stdout
+    for png in ("c.png", "a.png"):
+        assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    res = subprocess.run([sys.executable, "-m", "paddle_cnn.report", "--curves", "none.png", "docs/results/old.json"],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode != 0 and "none of these results holds a per-epoch history" in res.stderr
+    assert "Traceback" not in res.stderr and not Path("none.png").exists()

@@ -1220,7 +1220,9 @@ PD_BUILD_OP(pcnn_conv_infer)
 // (oneDNN's fuse_norm_relu: the backward pass reads a bit mask, not the output). Paddle's own kernel
 // ran on one thread and got slower with two (128x16x28x28 forward and backward: 4.0 ms on one
 // thread, 5.6 ms on two); oneDNN's NHWC batch norm is vectorised and threaded. The batch mean and
-// (biased) variance are outputs: the layer folds them into its running statistics.
+// (biased) variance are outputs: the layer folds them into its running statistics. The maps (and
+// their gradients) may be bf16, so a bf16 ResNet block's maps stay bf16 from one convolution to the
+// next; scale, shift and the statistics are float32 either way.
 struct NormTrainPrims {
   dnnl::batch_normalization_forward::primitive_desc fwd;
   dnnl::batch_normalization_backward::primitive_desc bwd;
@@ -1228,44 +1230,47 @@ struct NormTrainPrims {
   dnnl::batch_normalization_backward bwd_prim;
 };
 
-std::shared_ptr<NormTrainPrims> norm_train_prims(const std::vector<int64_t>& nhwc, float epsilon, bool relu) {
+std::shared_ptr<NormTrainPrims> norm_train_prims(const std::vector<int64_t>& nhwc, float epsilon, bool relu,
+                                                 bool bf16) {
   int32_t eps_bits;
   std::memcpy(&eps_bits, &epsilon, sizeof eps_bits);
-  return cached<NormTrainPrims>(key_of({nhwc[0], nhwc[1], nhwc[2], nhwc[3], eps_bits, (int64_t)relu}), [&] {
-    auto& eng = cpu_engine();
-    memory::desc md({nhwc[0], nhwc[3], nhwc[1], nhwc[2]}, dt::f32, tag::nhwc);
-    auto flags = dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
-    if (relu) flags |= dnnl::normalization_flags::fuse_norm_relu;
-    auto fwd = dnnl::batch_normalization_forward::primitive_desc(eng, dnnl::prop_kind::forward_training, md, md,
-                                                                 epsilon, flags);
-    auto bwd = dnnl::batch_normalization_backward::primitive_desc(eng, dnnl::prop_kind::backward, md, md, md, epsilon,
-                                                                  flags, fwd);
-    return NormTrainPrims{fwd, bwd, dnnl::batch_normalization_forward(fwd), dnnl::batch_normalization_backward(bwd)};
-  });
+  return cached<NormTrainPrims>(
+      key_of({nhwc[0], nhwc[1], nhwc[2], nhwc[3], eps_bits, (int64_t)relu, (int64_t)bf16}), [&] {
+        auto& eng = cpu_engine();
+        memory::desc md({nhwc[0], nhwc[3], nhwc[1], nhwc[2]}, dt_of(bf16), tag::nhwc);
+        auto flags = dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
+        if (relu) flags |= dnnl::normalization_flags::fuse_norm_relu;
+        auto fwd = dnnl::batch_normalization_forward::primitive_desc(eng, dnnl::prop_kind::forward_training, md,
+                                                                     md, epsilon, flags);
+        auto bwd = dnnl::batch_normalization_backward::primitive_desc(eng, dnnl::prop_kind::backward, md, md, md,
+                                                                      epsilon, flags, fwd);
+        return NormTrainPrims{fwd, bwd, dnnl::batch_normalization_forward(fwd),
+                              dnnl::batch_normalization_backward(bwd)};
+      });
 }
 
 std::vector<paddle::Tensor> NormTrainFwd(const paddle::Tensor& x, const paddle::Tensor& scale,
                                          const paddle::Tensor& shift, float epsilon, bool relu) {
   return guarded([&]() -> std::vector<paddle::Tensor> {
     apply_threads();
-    check_cpu_f32(x, "input");
+    check_cpu_maps(x, "input");
     check_cpu_f32(scale, "scale");
     check_cpu_f32(shift, "shift");
     PD_CHECK(x.shape().size() == 4, "pcnn batch_norm_train takes NHWC input");
     const int64_t c = x.shape()[3];
     PD_CHECK(scale.numel() == c && shift.numel() == c, "pcnn batch_norm_train: one scale and shift per channel");
-    auto held = norm_train_prims(x.shape(), epsilon, relu);
+    auto held = norm_train_prims(x.shape(), epsilon, relu, is_bf16(x));
     auto& p = *held;
     dnnl::stream s(cpu_engine());
-    auto y = empty_like_shape(x.shape());
+    auto y = empty_maps(x.shape(), is_bf16(x));
     auto mean = empty_like_shape({c});
     auto variance = empty_like_shape({c});
     auto ws_md = p.fwd.workspace_desc();
     auto ws = paddle::empty({std::max<int64_t>(1, (int64_t)ws_md.get_size())}, paddle::DataType::UINT8,
                             paddle::CPUPlace());
     std::unordered_map<int, memory> args{
-        {DNNL_ARG_SRC, memory(p.fwd.src_desc(), cpu_engine(), const_cast<float*>(x.data<float>()))},
-        {DNNL_ARG_DST, memory(p.fwd.dst_desc(), cpu_engine(), y.data<float>())},
+        {DNNL_ARG_SRC, memory(p.fwd.src_desc(), cpu_engine(), const_cast<void*>(x.data()))},
+        {DNNL_ARG_DST, memory(p.fwd.dst_desc(), cpu_engine(), y.data())},
         {DNNL_ARG_SCALE, per_channel(scale)},
         {DNNL_ARG_SHIFT, per_channel(shift)},
         {DNNL_ARG_MEAN, per_channel(mean)},
@@ -1282,17 +1287,18 @@ std::vector<paddle::Tensor> NormTrainBwd(const paddle::Tensor& x, const paddle::
                                          const paddle::Tensor& ws, const paddle::Tensor& dy, float epsilon, bool relu) {
   return guarded([&]() -> std::vector<paddle::Tensor> {
     apply_threads();
-    auto held = norm_train_prims(x.shape(), epsilon, relu);
+    PD_CHECK(is_bf16(dy) == is_bf16(x), "pcnn batch_norm_train: the output gradient's dtype differs from the input's");
+    auto held = norm_train_prims(x.shape(), epsilon, relu, is_bf16(x));
     auto& p = *held;
     dnnl::stream s(cpu_engine());
     const int64_t c = x.shape()[3];
-    auto dx = empty_like_shape(x.shape());
+    auto dx = empty_maps(x.shape(), is_bf16(x));
     auto dscale = empty_like_shape({c});
     auto dshift = empty_like_shape({c});
     std::unordered_map<int, memory> args{
-        {DNNL_ARG_SRC, memory(p.bwd.src_desc(), cpu_engine(), const_cast<float*>(x.data<float>()))},
-        {DNNL_ARG_DIFF_DST, memory(p.bwd.diff_dst_desc(), cpu_engine(), const_cast<float*>(dy.data<float>()))},
-        {DNNL_ARG_DIFF_SRC, memory(p.bwd.diff_src_desc(), cpu_engine(), dx.data<float>())},
+        {DNNL_ARG_SRC, memory(p.bwd.src_desc(), cpu_engine(), const_cast<void*>(x.data()))},
+        {DNNL_ARG_DIFF_DST, memory(p.bwd.diff_dst_desc(), cpu_engine(), const_cast<void*>(dy.data()))},
+        {DNNL_ARG_DIFF_SRC, memory(p.bwd.diff_src_desc(), cpu_engine(), dx.data())},
         {DNNL_ARG_SCALE, per_channel(scale)},
         {DNNL_ARG_MEAN, per_channel(mean)},
         {DNNL_ARG_VARIANCE, per_channel(variance)},
@@ -1311,14 +1317,15 @@ std::vector<std::vector<int64_t>> NormTrainShape(const std::vector<int64_t>& x, 
                                                  const std::vector<int64_t>& shift, float epsilon, bool relu) {
   return guarded([&]() -> std::vector<std::vector<int64_t>> {
     PD_CHECK(x.size() == 4, "pcnn batch_norm_train takes NHWC input");
-    auto held = norm_train_prims(x, epsilon, relu);
+    // The workspace (fuse_norm_relu's bit mask) has the same size for float32 and bf16 maps.
+    auto held = norm_train_prims(x, epsilon, relu, false);
     auto& p = *held;
     return {x, {x[3]}, {x[3]}, {std::max<int64_t>(1, (int64_t)p.fwd.workspace_desc().get_size())}};
   });
 }
 std::vector<paddle::DataType> NormTrainDtype(const paddle::DataType& x, const paddle::DataType& scale,
                                              const paddle::DataType& shift) {
-  return {x, x, x, paddle::DataType::UINT8};
+  return {x, scale, scale, paddle::DataType::UINT8};  // the statistics are float32, like scale
 }
 
 PD_BUILD_OP(pcnn_batch_norm_train)
@@ -1334,3 +1341,85 @@ PD_BUILD_GRAD_OP(pcnn_batch_norm_train)
     .Outputs({paddle::Grad("X"), paddle::Grad("Scale"), paddle::Grad("Shift")})
     .Attrs({"epsilon: float", "relu: bool"})
     .SetKernelFn(PD_KERNEL(NormTrainBwd));
+
+// ---------------------------------------------------------------- pcnn_add: a ResNet block's end
+
+// x + y, then a ReLU if asked: the residual add and ReLU that end a ResNet block, in one pass and
+// threaded. Paddle 3.3 has no CPU bf16 add kernel, so without this a bf16 block's maps turned
+// float32 at every add (and Paddle's float32 add and ReLU are two more passes over the maps).
+// Elementwise: any shape and layout, both inputs the same shape and dtype (float32 or bf16).
+struct AddPrims {
+  dnnl::binary::primitive_desc pd;
+  dnnl::binary prim;
+};
+
+std::shared_ptr<AddPrims> add_prims(int64_t numel, bool relu, bool bf16) {
+  return cached<AddPrims>(key_of({numel, (int64_t)relu, (int64_t)bf16, 7}), [&] {
+    memory::desc md({numel}, dt_of(bf16), tag::a);
+    auto pd = dnnl::binary::primitive_desc(cpu_engine(), dnnl::algorithm::binary_add, md, md, md,
+                                           act_post_op(relu ? "relu" : "none"));
+    return AddPrims{pd, dnnl::binary(pd)};
+  });
+}
+
+// A copy of ``t`` (oneDNN's reorder: threaded, unlike a memcpy).
+paddle::Tensor copy_maps(dnnl::stream& s, const paddle::Tensor& t) {
+  auto out = empty_maps(t.shape(), is_bf16(t));
+  if (t.numel() == 0) return out;
+  memory::desc md({t.numel()}, dt_of(is_bf16(t)), tag::a);
+  memory src(md, cpu_engine(), const_cast<void*>(t.data())), dst(md, cpu_engine(), out.data());
+  dnnl::reorder(src, dst).execute(s, src, dst);
+  return out;
+}
+
+std::vector<paddle::Tensor> AddFwd(const paddle::Tensor& x, const paddle::Tensor& y, bool relu) {
+  return guarded([&]() -> std::vector<paddle::Tensor> {
+    apply_threads();
+    check_cpu_maps(x, "x");
+    check_cpu_maps(y, "y");
+    PD_CHECK(x.shape() == y.shape(), "pcnn add: both inputs must have the same shape");
+    PD_CHECK(is_bf16(x) == is_bf16(y), "pcnn add: both inputs must have the same dtype");
+    auto out = empty_maps(x.shape(), is_bf16(x));
+    if (x.numel() == 0) return {out};
+    auto held = add_prims(x.numel(), relu, is_bf16(x));
+    auto& p = *held;
+    dnnl::stream s(cpu_engine());
+    p.prim.execute(s, {{DNNL_ARG_SRC_0, memory(p.pd.src0_desc(), cpu_engine(), const_cast<void*>(x.data()))},
+                       {DNNL_ARG_SRC_1, memory(p.pd.src1_desc(), cpu_engine(), const_cast<void*>(y.data()))},
+                       {DNNL_ARG_DST, memory(p.pd.dst_desc(), cpu_engine(), out.data())}});
+    s.wait();
+    return {out};
+  });
+}
+
+// Both inputs get the same gradient: the output's, through the ReLU if there is one. The second is
+// a copy, so Paddle may accumulate into either without touching the other.
+std::vector<paddle::Tensor> AddBwd(const paddle::Tensor& out, const paddle::Tensor& dout, bool relu) {
+  return guarded([&]() -> std::vector<paddle::Tensor> {
+    apply_threads();
+    dnnl::stream s(cpu_engine());
+    auto dx = relu ? act_backward(s, "relu", out, dout) : copy_maps(s, dout);
+    auto dy = copy_maps(s, dx);
+    s.wait();
+    return {dx, dy};
+  });
+}
+
+std::vector<std::vector<int64_t>> AddShape(const std::vector<int64_t>& x, const std::vector<int64_t>& y, bool relu) {
+  return {x};
+}
+std::vector<paddle::DataType> AddDtype(const paddle::DataType& x, const paddle::DataType& y) { return {x}; }
+
+PD_BUILD_OP(pcnn_add)
+    .Inputs({"X", "Y"})
+    .Outputs({"Out"})
+    .Attrs({"relu: bool"})
+    .SetKernelFn(PD_KERNEL(AddFwd))
+    .SetInferShapeFn(PD_INFER_SHAPE(AddShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(AddDtype));
+
+PD_BUILD_GRAD_OP(pcnn_add)
+    .Inputs({"Out", paddle::Grad("Out")})
+    .Outputs({paddle::Grad("X"), paddle::Grad("Y")})
+    .Attrs({"relu: bool"})
+    .SetKernelFn(PD_KERNEL(AddBwd));

@@ -421,6 +421,14 @@ def _observed(*layers) -> bool:
     return any(watched(layer) for layer in layers)
 
 
+def _norm_op_trains(bn: BatchNorm2D) -> bool:
+    """True when ``bn`` trains through the oneDNN operator (batch statistics, scale and shift, one
+    process), the only norm here that takes bf16 maps."""
+    n = norm_settings(bn)
+    return (bn.training and not n.use_global_stats and bn.weight is not None and bn.bias is not None
+            and not _data_parallel_statistics(bn))
+
+
 def _batch_norm_nhwc(ops, bn: BatchNorm2D, x, relu: bool):
     """(``bn`` (an NCHW layer) on NHWC data, whether ``relu`` was applied too).
 
@@ -430,13 +438,13 @@ def _batch_norm_nhwc(ops, bn: BatchNorm2D, x, relu: bool):
     if _data_parallel_statistics(bn):
         return synchronized_batch_norm(x, bn, channel_axis=3), False
     n = norm_settings(bn)
-    if bn.training and not n.use_global_stats and bn.weight is not None and bn.bias is not None:
+    if _norm_op_trains(bn):
         y, mean, variance, _ = ops.pcnn_batch_norm_train(x, bn.weight, bn.bias, n.epsilon, relu)
         with paddle.no_grad():  # running = momentum * running + (1 - momentum) * batch
             n.mean.lerp_(mean, 1.0 - n.momentum)
             n.variance.lerp_(variance, 1.0 - n.momentum)
         return y, relu
-    return F.batch_norm(x, n.mean, n.variance, weight=bn.weight, bias=bn.bias, training=bn.training,
+    return F.batch_norm(_float32(x), n.mean, n.variance, weight=bn.weight, bias=bn.bias, training=bn.training,
                         momentum=n.momentum, epsilon=n.epsilon, data_format="NHWC",
                         use_global_stats=n.use_global_stats), False
 
@@ -471,16 +479,17 @@ def conv_bn(conv: Conv2D, bn: Optional[BatchNorm2D], x, relu: bool = False, resi
     :func:`unit_path` names. ``x`` and ``residual`` may be NCHW tensors or :class:`ChannelsLast` maps;
     the result is :class:`ChannelsLast` with ``channels_last`` inside :func:`channels_last_chain` on
     the fast path, an NCHW tensor otherwise (a block called on its own gives what a Paddle layer gives).
-    With ``bf16_out``, a bf16 ``conv`` whose unit has no residual (and in training no norm) hands
-    bf16 maps on (:class:`ChannelsLast` only; :func:`plain` returns float32).
+    With ``bf16_out``, a bf16 ``conv`` hands bf16 maps on (:class:`ChannelsLast` only; :func:`plain`
+    returns float32): in inference where the unit has no residual, in training where its norm (if
+    any) runs through the operator that takes them; the residual add is then bf16 too.
     """
     path = unit_path(conv, bn, x, channels_last)
     channels_last = channels_last and in_channels_last_chain()
-    bf16_out = bf16_out and conv.bf16 and channels_last and residual is None
+    bf16_out = bf16_out and conv.bf16 and channels_last
     if path is UnitPath.FUSED_INFERENCE:
-        return _fused_inference(conv, bn, x, relu, residual, channels_last, bf16_out)
+        return _fused_inference(conv, bn, x, relu, residual, channels_last, bf16_out and residual is None)
     if path is UnitPath.CHANNELS_LAST_TRAINING:
-        return _channels_last_training(conv, bn, x, relu, residual, bf16_out and bn is None)
+        return _channels_last_training(conv, bn, x, relu, residual, bf16_out and (bn is None or _norm_op_trains(bn)))
     return _layer_by_layer(conv, bn, x, relu, residual)
 
 
@@ -504,8 +513,11 @@ def _channels_last_training(conv, bn, x, relu, residual, bf16_out=False):
     done = fuse  # whether the ReLU ran already (fused into the convolution or the norm)
     if bn is not None:
         y, done = _batch_norm_nhwc(ops, bn, y, relu and residual is None)
-    if residual is not None:
-        y = y + _nhwc(residual)
+    if residual is not None:  # the add and the ReLU after it: one operator, in the maps' dtype
+        r = residual.data if isinstance(residual, ChannelsLast) else _nhwc(residual)
+        if r.dtype != y.dtype:
+            r = r.astype(y.dtype)
+        y, done = ops.pcnn_add(y, r, relu and not done), relu
     return ChannelsLast(_relu(y) if relu and not done else y)
 
 
@@ -533,15 +545,17 @@ class ConvNormReLU(nn.Sequential):
     """``nn.Sequential(conv, bn, ReLU())`` (same sublayers and parameter names) whose inference runs as
     one fused operator (:func:`conv_bn`); ``channels_last`` as there."""
 
-    def __init__(self, conv: Conv2D, bn: BatchNorm2D, act: ReLU, channels_last: bool = False):
+    def __init__(self, conv: Conv2D, bn: BatchNorm2D, act: ReLU, channels_last: bool = False,
+                 bf16_out: bool = False):
         super().__init__(conv, bn, act)
         self.channels_last = channels_last
+        self.bf16_out = bf16_out  # only for a consumer that takes bf16 maps (a ResNet's blocks)
 
     def forward(self, x):
         conv, bn, act = list(self.children())
         if _observed(act):
             return super().forward(plain(x))
-        return conv_bn(conv, bn, x, relu=True, channels_last=self.channels_last)
+        return conv_bn(conv, bn, x, relu=True, channels_last=self.channels_last, bf16_out=self.bf16_out)
 
 
 class Sequential(nn.Sequential):

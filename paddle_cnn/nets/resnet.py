@@ -23,7 +23,7 @@ def _projection(in_ch: int, out_ch: int, stride: int):
 
 
 def _shortcut(projection, x):
-    return x if projection is None else conv_bn(projection, None, x, channels_last=True)
+    return x if projection is None else conv_bn(projection, None, x, channels_last=True, bf16_out=True)
 
 
 class BasicBlock(nn.Layer):
@@ -42,8 +42,10 @@ class BasicBlock(nn.Layer):
         self.shortcut = _projection(in_ch, planes, stride)
 
     def forward(self, x):
-        y = conv_bn(self.conv1, self.bn1, x, relu=True, channels_last=True)
-        return conv_bn(self.conv2, self.bn2, y, relu=True, residual=_shortcut(self.shortcut, x), channels_last=True)
+        # bf16_out: a bf16 net's maps stay bf16 from block to block (conv_bn says where they can).
+        y = conv_bn(self.conv1, self.bn1, x, relu=True, channels_last=True, bf16_out=True)
+        return conv_bn(self.conv2, self.bn2, y, relu=True, residual=_shortcut(self.shortcut, x), channels_last=True,
+                       bf16_out=True)
 
 
 class Bottleneck(nn.Layer):
@@ -65,9 +67,10 @@ class Bottleneck(nn.Layer):
         self.shortcut = _projection(in_ch, out_ch, stride)
 
     def forward(self, x):
-        y = conv_bn(self.conv1, self.bn1, x, relu=True, channels_last=True)
-        y = conv_bn(self.conv2, self.bn2, y, relu=True, channels_last=True)
-        return conv_bn(self.conv3, self.bn3, y, relu=True, residual=_shortcut(self.shortcut, x), channels_last=True)
+        y = conv_bn(self.conv1, self.bn1, x, relu=True, channels_last=True, bf16_out=True)
+        y = conv_bn(self.conv2, self.bn2, y, relu=True, channels_last=True, bf16_out=True)
+        return conv_bn(self.conv3, self.bn3, y, relu=True, residual=_shortcut(self.shortcut, x), channels_last=True,
+                       bf16_out=True)
 
 
 class ResNet(nn.Layer):
@@ -84,7 +87,7 @@ class ResNet(nn.Layer):
         super().__init__()
         if small:
             self.stem = ConvNormReLU(Conv2D(in_channels, widths[0], 3, padding=1), BatchNorm2D(widths[0]), ReLU(),
-                                     channels_last=True)
+                                     channels_last=True, bf16_out=True)
         else:
             self.stem = nn.Sequential(Conv2D(in_channels, widths[0], 7, stride=2, padding=3),
                                       BatchNorm2D(widths[0]), ReLU(), MaxPool2D(3, stride=2, padding=1))

@@ -81,6 +81,40 @@ def training_curves(histories: Dict[str, List[dict]], path, title: str = "") -> 
     return save(fig, path)
 
 
+def curves_grid(results: Sequence[dict], path, title: str = "", cols: int = 4) -> Path:
+    """One small panel per run (train running accuracy, whole-set validation accuracy, the EMA's if
+    kept), titled with its final test accuracy: many nets' curves stay readable where one panel of
+    two dozen lines would not. ``results`` are results.json dicts with a ``history``."""
+    results = [r for r in results if r.get("history")]
+    if not results:
+        raise ValueError("no run here has a per-epoch history to draw")
+    rows = -(-len(results) // cols)
+    cols = min(cols, len(results))
+    fig, axes = subplots(rows, cols, figsize=(3.4 * cols, 2.7 * rows), squeeze=False, constrained_layout=True)
+    for ax, r in zip(axes.flat, results):
+        hist = [asdict(h) if is_dataclass(h) else h for h in r["history"]]
+        epochs = [h["epoch"] for h in hist]
+        ax.plot(epochs, [h["train_acc"] for h in hist], linestyle="--", color="C0", label="train (running)")
+        ax.plot(epochs, [h["val_acc"] for h in hist], marker=".", color="C1", label="val (1k, whole set)")
+        if any(h.get("ema_val_acc") is not None for h in hist):
+            ax.plot(epochs, [h.get("ema_val_acc") for h in hist], color="C2", label="EMA val")
+        test = (r.get("test") or {}).get("acc")
+        if test is not None:
+            ax.axhline(test, color="C3", linewidth=0.8, label="test after last epoch")
+        ax.set_title(f"{r['net']}" + (f": test {test:.4f}" if test is not None else ""), fontsize=9)
+        last = hist[-1]
+        ax.set_ylim(max(0.0, min(last["train_acc"], last["val_acc"]) - 0.08), 1.0)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(results):]:
+        ax.set_visible(False)
+    axes.flat[0].legend(fontsize=7, loc="lower right")
+    if title:
+        fig.suptitle(title)
+    return save(fig, path)
+
+
 def _confusion(matrix: np.ndarray, class_names: Sequence[str], title: str):
     fig, ax = subplots(figsize=(7, 6))
     ax.imshow(matrix, cmap="Blues")

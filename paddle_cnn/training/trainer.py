@@ -12,6 +12,7 @@ import shlex
 import sys
 import warnings
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
@@ -320,6 +321,7 @@ class Trainer:
             records = analysis.layer_table(self.net, self.contract.shape)
             results["receptive_field"] = analysis.receptive_field_of(records)
             results["macs"], results["flops"] = analysis.cost_of(records)
+            results["history"] = [asdict(r) for r in st.history]  # so saved results can draw curves
             if st.history:
                 results["seconds_per_epoch"] = float(np.mean([r.seconds for r in st.history]))
                 results["train_images_per_s"] = float(np.mean([r.images_per_s for r in st.history]))
