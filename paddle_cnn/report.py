@@ -66,8 +66,19 @@ PRECISION_COLUMNS = [
     ("CPU", "cpu", "{}"),
     ("command", "command", "`{}`"),
 ]
-TABLES = {"default": COLUMNS, "zoo": ZOO_COLUMNS, "precision": PRECISION_COLUMNS}
-TEXT_KEYS = ("net", "dataset", "command", "measurement", "precision", "cpu")  # left-aligned columns; numbers align right
+# A warm start beside the same run from scratch: where the first weights came from, what it gave.
+INIT_COLUMNS = [
+    ("net", "net", "{}"),
+    ("data", "dataset", "{}"),
+    ("first weights", "init_from", "{}"),
+    ("epochs", "epochs", "{}"),
+    ("val acc", "val.acc", "{:.4f}"),
+    ("test acc", "test.acc", "{:.4f}"),
+    ("test loss", "test.loss", "{:.4f}"),
+    ("command", "command", "`{}`"),
+]
+TABLES = {"default": COLUMNS, "zoo": ZOO_COLUMNS, "precision": PRECISION_COLUMNS, "init": INIT_COLUMNS}
+TEXT_KEYS = ("net", "dataset", "command", "measurement", "precision", "cpu", "init_from")  # left-aligned columns; numbers align right
 
 
 def _get(results: dict, dotted: str):
@@ -75,6 +86,13 @@ def _get(results: dict, dotted: str):
         return None if results.get("flops") is None else results["flops"] / 1e6
     if dotted == "precision":  # runs from before the field computed in fp32, the only precision then
         return results.get("precision", "fp32")
+    if dotted == "init_from":  # a warm start: the source (its checkpoint) and what was left fresh
+        init = results.get("init")
+        if not init:
+            return "fresh (seeded)"
+        which = f" ({init['which']})" if init.get("which") else ""
+        skipped = f", {len(init['skipped'])} tensors fresh" if init.get("skipped") else ""
+        return f"{init['path']}{which}{skipped}"
     if dotted == "command":  # the first command, then any resumes
         return " ; ".join(results.get("commands") or []) or None
     value = results
@@ -157,6 +175,8 @@ def save_results(run_dirs: Iterable[Path], out: Path) -> List[Path]:
     written = []
     for results in load_results(run_dirs):
         results["run_dir"] = _relative(Path(results["run_dir"]))
+        if isinstance(results.get("init"), dict) and results["init"].get("path"):
+            results["init"]["path"] = _relative(Path(results["init"]["path"]))
         path = Path(out) / f"{results['net']}.json"
         atomic_write_text(path, json.dumps(results, indent=2) + "\n")
         written.append(path)
@@ -198,8 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("paths", nargs="*", type=Path,
                         help="run folders (results.json), saved results (NET.json) or a saved benchmark table")
     parser.add_argument("--columns", choices=sorted(TABLES), default="default",
-                        help="which table: default (the experiments' comparison), zoo (cost, accuracy, command) or "
-                             "precision (fp32 against bf16)")
+                        help="which table: default (the experiments' comparison), zoo (cost, accuracy, command), "
+                             "precision (fp32 against bf16) or init (warm starts beside fresh runs)")
     parser.add_argument("--save", type=Path, metavar="DIR", help="copy each run's results.json to DIR/NET.json")
     parser.add_argument("--curves", type=Path, metavar="PNG",
                         help="also draw each run's accuracy per epoch, one panel per net (runs with a history)")

@@ -150,3 +150,21 @@ def test_help_of_every_subcommand_and_the_console_script():
     assert script.is_file(), "setup.py must install the paddle-cnn console command"
     res = subprocess.run([str(script), "list"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and "dilated_cnn" in res.stdout
+
+
+def test_the_console_script_records_the_command_as_typed(synthetic_csvs, tmp_path):
+    """`paddle-cnn train ...` (the installed script, not python -m) is recorded as such: the command a
+    README table cites, without the virtualenv's path to the script."""
+    import json
+    import os
+    import shutil
+
+    script = shutil.which("paddle-cnn", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
+    assert script, "the paddle-cnn console script is not installed (pip install -e .)"
+    train, test = synthetic_csvs
+    res = subprocess.run([script, "train", "--net", "lenet", "--train-csv", train, "--test-csv", test, "--val-size",
+                          "80", "--epochs", "1", "--log-every", "1000", "--out", tmp_path / "run"],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    (command,) = json.loads((tmp_path / "run" / "results.json").read_text())["commands"]
+    assert command.startswith("paddle-cnn train --net lenet "), command

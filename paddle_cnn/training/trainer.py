@@ -427,7 +427,12 @@ def invocation() -> str:
     """The command line that is running, as a user would type it (recorded in results.json)."""
     main = sys.modules.get("__main__")
     spec = getattr(main, "__spec__", None)
-    head = ["python", "-m", spec.name.removesuffix(".__main__")] if spec and spec.name else ["python", sys.argv[0]]
+    if spec and spec.name:
+        head = ["python", "-m", spec.name.removesuffix(".__main__")]
+    elif sys.argv[0].endswith(".py"):
+        head = ["python", sys.argv[0]]
+    else:  # a console script (paddle-cnn): its name, not the virtualenv's path to it
+        head = [Path(sys.argv[0]).name]
     return shlex.join(head + sys.argv[1:])
 
 
