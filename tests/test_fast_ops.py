@@ -696,10 +696,10 @@ def test_resnet_backward_equals_the_stock_kernels(ops, stock, name):
 
 def test_resnet_training_runs_channels_last(ops, monkeypatch):
     """The guard for the training chain: NHWC convolutions and oneDNN batch norms, with the ReLU fused
-    where no residual add comes between."""
+    where no residual add comes between, and each block's add + ReLU one operator."""
     net = nets.create("resnet18_small")
     net.train()
-    calls = _recorded(ops, monkeypatch, "pcnn_batch_norm_train", "pcnn_act")
+    calls = _recorded(ops, monkeypatch, "pcnn_batch_norm_train", "pcnn_act", "pcnn_add")
     net(paddle.randn([2, 1, 28, 28])).sum().backward()
     convs = [name for name, _ in calls if name.startswith("pcnn_conv")]
     n_convs = len([layer for layer in net.sublayers() if isinstance(layer, paddle.nn.Conv2D)])
@@ -709,6 +709,9 @@ def test_resnet_training_runs_channels_last(ops, monkeypatch):
     norms = [a[1] for name, a in calls if name == "pcnn_batch_norm_train"]  # (epsilon, relu fused)
     n_norms = len([layer for layer in net.sublayers() if isinstance(layer, paddle.nn.BatchNorm2D)])
     assert len(norms) == n_norms and norms.count(True) == 1 + 8  # the stem's and each block's first
+    adds = [a for name, a in calls if name == "pcnn_add"]
+    assert [a[-1] is True for a in adds] == [True] * 8  # one per block, its ReLU fused (the last argument)
+    assert not [name for name, _ in calls if name == "pcnn_act"]  # no ReLU runs on its own
 
 
 def test_resnet_inference_runs_fused_and_channels_last(ops, monkeypatch):
@@ -849,3 +852,28 @@ def test_strided_1x1_weight_gradient_on_nhwc_maps(ops, stock, oc):
         results.append([out.numpy()] + [g.numpy() for g in paddle.grad([out], [x, conv.weight], [dy])])
     for want, got in zip(*results):
         np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-4)
+
+
+@_CASES
+@given(data=st.data())
+def test_add_and_relu_equals_paddle_on_random_shapes(ops, data):
+    """pcnn_add (a ResNet block's residual add, then ReLU): output and both gradients as Paddle's."""
+    shape = data.draw(st.lists(st.integers(1, 9), min_size=1, max_size=4))
+    relu_after = data.draw(st.booleans())
+    paddle.seed(data.draw(st.integers(0, 1000)))
+    a, b = paddle.randn(shape), paddle.randn(shape)
+    a.stop_gradient = b.stop_gradient = False
+    dy = paddle.randn(shape)
+    ref = F.relu(a + b) if relu_after else a + b
+    want = [ref, *paddle.grad([ref], [a, b], [dy])]
+    out = ops.pcnn_add(a, b, relu_after)
+    got = [out, *paddle.grad([out], [a, b], [dy])]
+    for g, w_ in zip(got, want):
+        np.testing.assert_allclose(g.numpy(), w_.numpy(), atol=1e-6, rtol=1e-6)
+
+
+def test_add_checks_its_inputs_before_building_anything(ops):
+    with pytest.raises(Exception, match="pcnn add: both inputs must have the same shape"):
+        ops.pcnn_add(paddle.randn([2, 3]), paddle.randn([3, 2]), True)
+    with pytest.raises(Exception, match="pcnn add: both inputs must have the same dtype"):
+        ops.pcnn_add(paddle.randn([2, 3]), paddle.randn([2, 3]).astype("bfloat16"), True)

@@ -1287,7 +1287,8 @@ std::vector<paddle::Tensor> NormTrainBwd(const paddle::Tensor& x, const paddle::
                                          const paddle::Tensor& ws, const paddle::Tensor& dy, float epsilon, bool relu) {
   return guarded([&]() -> std::vector<paddle::Tensor> {
     apply_threads();
-    PD_CHECK(is_bf16(dy) == is_bf16(x), "pcnn batch_norm_train: the output gradient's dtype differs from the input's");
+    PD_CHECK(dy.shape() == x.shape() && is_bf16(dy) == is_bf16(x),
+             "pcnn batch_norm_train: the output gradient's shape or dtype differs from the input's");
     auto held = norm_train_prims(x.shape(), epsilon, relu, is_bf16(x));
     auto& p = *held;
     dnnl::stream s(cpu_engine());
@@ -1397,6 +1398,8 @@ std::vector<paddle::Tensor> AddFwd(const paddle::Tensor& x, const paddle::Tensor
 std::vector<paddle::Tensor> AddBwd(const paddle::Tensor& out, const paddle::Tensor& dout, bool relu) {
   return guarded([&]() -> std::vector<paddle::Tensor> {
     apply_threads();
+    PD_CHECK(dout.shape() == out.shape() && is_bf16(dout) == is_bf16(out),
+             "pcnn add: the output gradient's shape or dtype differs from the output's");
     dnnl::stream s(cpu_engine());
     auto dx = relu ? act_backward(s, "relu", out, dout) : copy_maps(s, dout);
     auto dy = copy_maps(s, dx);
