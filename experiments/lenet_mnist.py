@@ -8,9 +8,10 @@ saved checkpoint into a fresh model (same accuracy), resumes training for 2 more
 same process, and evaluates again. Prints both evaluations.
 
 ``--recipe ours`` trains the same net further: z-scored inputs, shifted crops (no mirroring: a
-mirrored digit is not a digit), AdamW at 3e-3 with weight decay 5e-4, x0.3 every 6 epochs, batch
-128, 18 epochs (+2 resumed). A step schedule because the resume adds epochs, which a one-cycle or
-cosine schedule (whose shape depends on the length) would refuse.
+mirrored digit is not a digit), AdamW at 3e-3 with weight decay 5e-4, x0.3 every 7 epochs, batch
+128, 28 epochs (+2 resumed), and a moving average of the weights (decay 0.999, evaluated beside).
+A step schedule because the resume adds epochs, which a one-cycle or cosine schedule (whose shape
+depends on the length) would refuse. (18 epochs, x0.3 every 6, no average: test 0.9896.)
 """
 from __future__ import annotations
 
@@ -30,8 +31,9 @@ from paddle_cnn.fileio import atomic_write_text
 DEFAULTS = dict(net="lenet_subclassed", dataset="mnist", epochs=5, batch_size=64, optimizer="adam", lr=1e-3,
                 normalize="unit")
 RECIPES = {"tutorial": DEFAULTS,
-           "ours": dict(DEFAULTS, epochs=18, batch_size=128, optimizer="adamw", lr=3e-3, weight_decay=5e-4,
-                        schedule="step", step_size=6, gamma=0.3, augment="crop", normalize="mnist")}
+           "ours": dict(DEFAULTS, epochs=28, batch_size=128, optimizer="adamw", lr=3e-3, weight_decay=5e-4,
+                        schedule="step", step_size=7, gamma=0.3, augment="crop", normalize="mnist",
+                        ema_decay=0.999)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,6 +76,9 @@ def main(argv: Optional[List[str]] = None) -> Union[dict, int]:
           f"test acc {first['test']['acc']:.4f}")
     print(f"evaluation after resuming to {second['epochs']} epochs: test loss {second['test']['loss']:.4f}, "
           f"test acc {second['test']['acc']:.4f}")
+    if second.get("ema"):  # the recipe keeps a moving average of the weights: checkpoints/ema
+        print(f"moving average of the weights after {second['epochs']} epochs: test loss "
+              f"{second['ema']['test']['loss']:.4f}, test acc {second['ema']['test']['acc']:.4f}")
     summary = {"first": first, "reloaded_test_acc": reloaded["acc"], "resumed": second}
     if is_main_process():
         atomic_write_text(Path(args.out) / "lenet_mnist.json", json.dumps(summary, indent=2) + "\n")

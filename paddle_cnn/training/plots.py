@@ -85,6 +85,8 @@ def curves_grid(results: Sequence[dict], path, title: str = "", cols: int = 4) -
     """One small panel per run (train running accuracy, whole-set validation accuracy, the EMA's if
     kept), titled with its final test accuracy: many nets' curves stay readable where one panel of
     two dozen lines would not. ``results`` are results.json dicts with a ``history``."""
+    from matplotlib.ticker import MaxNLocator
+
     results = [r for r in results if r.get("history")]
     if not results:
         raise ValueError("no run here has a per-epoch history to draw")
@@ -105,6 +107,7 @@ def curves_grid(results: Sequence[dict], path, title: str = "", cols: int = 4) -
         last = hist[-1]
         ax.set_ylim(max(0.0, min(last["train_acc"], last["val_acc"]) - 0.08), 1.0)
         ax.set_xlabel("epoch", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(results):]:
