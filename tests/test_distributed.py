@@ -232,7 +232,8 @@ def test_batch_norm_nets_reproduce_one_process_and_every_figure_checks_out(tmp_p
     # Every figure checks out: 320 training images an epoch, at the rate and time reported.
     for row in _metrics(two):
         assert row["images_per_s"] * row["seconds"] == pytest.approx(320, rel=1e-3), row
-    assert got["train_images_per_s"] == pytest.approx(np.mean([r["images_per_s"] for r in _metrics(two)]))
+    # metrics.csv keeps 6 significant digits (%.6g): a mean of rounded rows is up to 5e-6 off
+    assert got["train_images_per_s"] == pytest.approx(np.mean([r["images_per_s"] for r in _metrics(two)]), rel=1e-5)
     evaluated = subprocess.run([_paddle_cnn_script(), "evaluate", str(two), "--which", "latest"], cwd=tmp_path,
                                capture_output=True, text=True, timeout=300)
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
