@@ -135,7 +135,7 @@ def write_outputs(out: Path) -> List[dict]:
     # Only folders named after a net: --overwrite leaves the old run beside it as NET.replaced-TIME.
     registered = set(nets.list_nets())
     results = report.load_results(sorted(p for p in out.iterdir() if p.name in registered and finished(p)))
-    results.sort(key=lambda r: (r.get("flops") or 0, r["net"]))  # as python -m paddle_cnn.report --columns zoo
+    results.sort(key=report.by_cost)  # as python -m paddle_cnn.report --columns zoo
     if not results:
         return results
     atomic_write_text(out / "zoo.md", report.markdown_table(results, report.ZOO_COLUMNS) + "\n")

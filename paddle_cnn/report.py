@@ -122,6 +122,11 @@ def _read_json(path: Path):
         raise ReportError(f"{path}: not a readable JSON file ({exc})") from None
 
 
+def by_cost(results: dict) -> tuple:
+    """Sort key of the zoo's tables and pictures: cheapest net (forward FLOPs) first, then by name."""
+    return (results.get("flops") or 0, results["net"])
+
+
 def _metrics_history(run_dir: Path) -> List[dict]:
     """Per-epoch rows of a run folder's metrics.csv (runs written before results.json kept them)."""
     path = run_dir / "metrics.csv"
@@ -241,7 +246,7 @@ def table(args: argparse.Namespace) -> str:
             return saved_table(args.paths[0])
     results = load_results(args.paths)
     if args.columns == "zoo":  # cheapest net first, as experiments.classic_zoo writes zoo.md
-        results.sort(key=lambda r: (r.get("flops") or 0, r["net"]))
+        results.sort(key=by_cost)
     return markdown_table(results, TABLES[args.columns])
 
 
@@ -319,7 +324,7 @@ def draw(results: List[dict], args: argparse.Namespace) -> None:
     """The pictures ``--curves`` / ``--cost-accuracy`` ask for, cheapest net first."""
     from .training import plots
 
-    results = sorted(results, key=lambda r: (r.get("flops") or 0, r["net"]))
+    results = sorted(results, key=by_cost)
     if args.curves:
         without = [r["net"] for r in results if not r.get("history")]
         if len(without) == len(results):
