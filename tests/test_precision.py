@@ -31,6 +31,16 @@ def _outputs_and_grads(layer, x, dy):
     return [out] + list(paddle.grad([out], [x] + list(layer.parameters()), [dy]))
 
 
+def _input_dtypes(monkeypatch, *op_names):
+    """A list that every later call of the named fast operators appends (name, first input's dtype)
+    to; the operators still run."""
+    ops, seen = fast.ops(), []
+    for op_name in op_names:
+        original = getattr(ops, op_name)
+        monkeypatch.setattr(ops, op_name, lambda t, *a, _f=original, _n=op_name: seen.append((_n, t.dtype)) or _f(t, *a))
+    return seen
+
+
 @pytest.mark.parametrize("make, shape", [
     (lambda: Conv2D(6, 16, 3, padding=1), [4, 6, 12, 12]),
     (lambda: Conv2D(8, 8, 3, stride=2, groups=2), [3, 8, 9, 11]),
@@ -67,11 +77,7 @@ def test_a_bf16_chain_hands_bf16_maps_on_and_stays_near_fp32(bf16, name, monkeyp
     rng = np.random.default_rng(0)
     x = paddle.to_tensor(rng.normal(size=(16, 1, 28, 28)).astype("float32"))
     weights = paddle.to_tensor(rng.normal(size=(16, 10)).astype("float32"))
-    ops = fast.ops()
-    seen = []
-    for op_name in ("pcnn_pool2d", "pcnn_act", "pcnn_conv_infer", "pcnn_conv2d", "pcnn_conv2d_bias"):
-        original = getattr(ops, op_name)
-        monkeypatch.setattr(ops, op_name, lambda t, *a, _f=original, _n=op_name: seen.append((_n, t.dtype)) or _f(t, *a))
+    seen = _input_dtypes(monkeypatch, "pcnn_pool2d", "pcnn_act", "pcnn_conv_infer", "pcnn_conv2d", "pcnn_conv2d_bias")
     results = {}
     for precision in ("fp32", "bf16"):
         paddle.seed(0)
@@ -180,11 +186,7 @@ def test_a_bf16_resnet_trains_on_bf16_maps_through_norm_and_add(bf16, name, monk
     rng = np.random.default_rng(0)
     x = paddle.to_tensor(rng.normal(size=(32, 1, 28, 28)).astype("float32"))
     weights = paddle.to_tensor(rng.normal(size=(32, 10)).astype("float32"))
-    ops = fast.ops()
-    seen = []
-    for op_name in ("pcnn_batch_norm_train", "pcnn_add"):
-        original = getattr(ops, op_name)
-        monkeypatch.setattr(ops, op_name, lambda t, *a, _f=original, _n=op_name: seen.append((_n, t.dtype)) or _f(t, *a))
+    seen = _input_dtypes(monkeypatch, "pcnn_batch_norm_train", "pcnn_add")
     results = {}
     for precision in ("fp32", "bf16"):
         paddle.seed(0)
