@@ -236,15 +236,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def table(args: argparse.Namespace) -> str:
-    """The markdown table for parsed ``paths``/``--columns``."""
+def table(args: argparse.Namespace, results: Optional[List[dict]] = None) -> str:
+    """The markdown table for parsed ``paths``/``--columns`` (``results``: those paths, loaded already)."""
     if not args.paths:
         raise ReportError("give run folders, saved results or a saved table")
     if len(args.paths) == 1 and args.paths[0].is_file():
         data = _read_json(args.paths[0])
         if isinstance(data, dict) and "rows" in data and "columns" in data:
             return saved_table(args.paths[0])
-    results = load_results(args.paths)
+    results = load_results(args.paths) if results is None else list(results)
     if args.columns == "zoo":  # cheapest net first, as experiments.classic_zoo writes zoo.md
         results.sort(key=by_cost)
     return markdown_table(results, TABLES[args.columns])
@@ -314,9 +314,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         for path in save_results(args.paths, args.save):
             print(f"saved {path}")
         return 0
-    print(table(args))
-    if args.curves or args.cost_accuracy:
-        draw(load_results(args.paths), args)
+    drawing = bool(args.curves or args.cost_accuracy)
+    results = load_results(args.paths) if drawing and args.paths else None  # read once, for table and pictures
+    print(table(args, results))
+    if drawing:
+        draw(results, args)
     return 0
 
 
