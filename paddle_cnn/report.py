@@ -77,8 +77,25 @@ INIT_COLUMNS = [
     ("test loss", "test.loss", "{:.4f}"),
     ("command", "command", "`{}`"),
 ]
-TABLES = {"default": COLUMNS, "zoo": ZOO_COLUMNS, "precision": PRECISION_COLUMNS, "init": INIT_COLUMNS}
-TEXT_KEYS = ("net", "dataset", "command", "measurement", "precision", "cpu", "init_from")  # left-aligned columns; numbers align right
+# Runs of a few steps on a few images (the tf.keras tutorial's demo): the run folder names the part,
+# and the final training loss beside the accuracy says whether a net learned at all.
+KERAS_COLUMNS = [
+    ("run", "run_dir", "{}"),
+    ("input", "input_shape", "{}"),
+    ("train images", "images.train", "{:,}"),
+    ("epochs", "epochs", "{}"),
+    ("final train loss", "final_train_loss", "{:.3f}"),
+    ("val acc", "val.acc", "{:.4f}"),
+    ("test acc", "test.acc", "{:.4f}"),
+    ("test images", "images.test", "{:,}"),
+    ("s/epoch", "seconds_per_epoch", "{:.0f}"),
+    ("CPU", "cpu", "{}"),
+    ("command", "command", "`{}`"),
+]
+TABLES = {"default": COLUMNS, "zoo": ZOO_COLUMNS, "precision": PRECISION_COLUMNS, "init": INIT_COLUMNS,
+          "keras": KERAS_COLUMNS}
+# Left-aligned columns; numbers align right.
+TEXT_KEYS = ("net", "dataset", "command", "measurement", "precision", "cpu", "init_from", "run_dir")
 
 
 def _get(results: dict, dotted: str):
@@ -93,6 +110,9 @@ def _get(results: dict, dotted: str):
         which = f" ({init['which']})" if init.get("which") else ""
         skipped = f", {len(init['skipped'])} tensors fresh" if init.get("skipped") else ""
         return f"{init['path']}{which}{skipped}"
+    if dotted == "final_train_loss":  # the last epoch's running mean
+        history = results.get("history") or []
+        return history[-1]["train_loss"] if history else None
     if dotted == "command":  # the first command, then any resumes
         return " ; ".join(results.get("commands") or []) or None
     value = results

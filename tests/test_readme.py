@@ -109,3 +109,13 @@ def test_saved_results_keep_the_curves(synthetic_csvs, tmp_path, monkeypatch):
                          capture_output=True, text=True, timeout=600)
     assert res.returncode != 0 and "none of these results holds a per-epoch history" in res.stderr
     assert "Traceback" not in res.stderr and not Path("none.png").exists()
+
+
+def test_the_keras_table_shows_the_last_epochs_training_loss_and_where_each_run_is():
+    base = {"net": "alexnet", "run_dir": "runs/keras_tutorial/demo/alexnet", "input_shape": [1, 227, 227],
+            "images": {"train": 230, "val": 26, "test": 128}, "epochs": 2, "val": {"acc": 0.5}, "test": {"acc": 0.25},
+            "history": [{"epoch": 1, "train_loss": 2.9}, {"epoch": 2, "train_loss": 2.1319}]}
+    lines = report.markdown_table([base, dict(base, history=[])], report.TABLES["keras"]).splitlines()
+    assert lines[1].startswith("|---|---:|")  # the run folder reads left-aligned, numbers right
+    assert lines[2].startswith("| runs/keras_tutorial/demo/alexnet | 1x227x227 | 230 | 2 | 2.132 | 0.5000 | 0.2500 | 128 |")
+    assert "| 2 | - | 0.5000 |" in lines[3]  # no history kept: no loss, rather than a wrong one
