@@ -88,13 +88,12 @@ def table(rows: List[dict]) -> str:
     lines = ["| part | net | input | train images | epochs | optimizer steps | final train loss | test acc "
              "(images) | tutorial |", "|---|---|---|---:|---:|---:|---:|---:|---|"]
     for r in rows:
-        history = RunDir(r["run_dir"], writer=False).read_checkpoint("latest").run.history
         cfg = RunConfig.load(Path(r["run_dir"]) / "config.json")
         train_images = r["images"]["train"]
         steps = math.ceil(train_images / cfg.batch_size) * r["epochs"]
         tutorial = {"demo": "0.078-0.102 (chance)", "full-alexnet": "0.8395"}.get(r["part"], "-")
         lines.append(f"| {r['part']} | {r['net']} | {r['input_shape'][-1]} | {train_images} | {r['epochs']} | "
-                     f"{steps} | {history[-1].train_loss:.3f} | {r['test']['acc']:.4f} ({r['test']['n']}) | "
+                     f"{steps} | {report.final_train_loss(r):.3f} | {r['test']['acc']:.4f} ({r['test']['n']}) | "
                      f"{tutorial} |")
     return "\n".join(lines)
 

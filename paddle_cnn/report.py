@@ -98,6 +98,12 @@ TABLES = {"default": COLUMNS, "zoo": ZOO_COLUMNS, "precision": PRECISION_COLUMNS
 TEXT_KEYS = ("net", "dataset", "command", "measurement", "precision", "cpu", "init_from", "run_dir")
 
 
+def final_train_loss(results: dict) -> Optional[float]:
+    """The last epoch's training loss (its running mean), None for results that kept no history."""
+    history = results.get("history") or []
+    return history[-1]["train_loss"] if history else None
+
+
 def _get(results: dict, dotted: str):
     if dotted == "mflops":  # forward FLOPs per image, in millions
         return None if results.get("flops") is None else results["flops"] / 1e6
@@ -110,9 +116,8 @@ def _get(results: dict, dotted: str):
         which = f" ({init['which']})" if init.get("which") else ""
         skipped = f", {len(init['skipped'])} tensors fresh" if init.get("skipped") else ""
         return f"{init['path']}{which}{skipped}"
-    if dotted == "final_train_loss":  # the last epoch's running mean
-        history = results.get("history") or []
-        return history[-1]["train_loss"] if history else None
+    if dotted == "final_train_loss":
+        return final_train_loss(results)
     if dotted == "command":  # the first command, then any resumes
         return " ; ".join(results.get("commands") or []) or None
     value = results
