@@ -550,11 +550,12 @@ def test_every_small_net_backward_equals_the_stock_kernels(ops, stock, name):
         weights = paddle.to_tensor(np.random.default_rng(5).normal(size=out.shape).astype("float32"))
         loss = (out * weights).sum()
         loss.backward()
+        names = ["output"] + [n for n, p in net.named_parameters() if p.grad is not None]
         results.append([out.numpy()] + [p.grad.numpy() for p in net.parameters() if p.grad is not None])
     assert len(results[0]) == len(results[1])
     scale = max(float(np.abs(a).max()) for a in results[0])
-    for want, got in zip(*results):
-        np.testing.assert_allclose(got, want, atol=1e-5 * scale, rtol=1e-4)
+    for label, want, got in zip(names, *results):
+        np.testing.assert_allclose(got, want, atol=1e-5 * scale, rtol=1e-4, err_msg=f"{name}: {label}")
 
 
 def test_a_sequential_chain_trains_with_batch_statistics_as_the_stock_kernels(ops, stock):
