@@ -42,8 +42,11 @@ RECIPES: Dict[str, dict] = {
     # The seed notebook's standard CNN with a better recipe than its Adam 3e-4 (dilated_vs_standard
     # keeps that one): flip-crop augmentation and one-cycle AdamW. 20 epochs at lr 2e-3 ended at
     # 0.9241 test with train accuracy no higher than validation (underfitting); 40 epochs at 3e-3 at
-    # 0.9334, still underfitting: 60 epochs, and a moving average of the weights (reported beside).
-    "standard_cnn": dict(lr=3e-3, epochs=60, augment="flip-crop", ema_decay=0.999),
+    # 0.9334, still underfitting: 60 epochs and a moving average of the weights gave 0.9332 (average
+    # 0.9345) with training at 0.9665 against 0.9460 validation, so resnet18_small's regularisers were
+    # added: random erasing and label smoothing, 0.9351 (average 0.9350), a gain inside run-to-run noise.
+    "standard_cnn": dict(lr=3e-3, epochs=60, augment="flip-crop", random_erasing=0.5, label_smoothing=0.1,
+                         ema_decay=0.999),
     "lenet_bn": dict(lr=3e-3, epochs=15),
     "alexnet_small": dict(lr=1e-3, epochs=15),  # no batch norm: a lower peak lr
     "vgg11_small": dict(lr=1e-3, epochs=15, augment="flip-crop"),
