@@ -34,7 +34,7 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from paddle_cnn import datasets as D, fast, nets, report  # first: it quiets Paddle's import-time warning
+from paddle_cnn import _mkl, datasets as D, fast, nets, report  # first: it quiets Paddle's import-time warning
 from paddle_cnn.training import RunConfig, RunData, Trainer, predict_logits
 
 import paddle  # noqa: E402
@@ -424,7 +424,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     isa = fast.cpu_isa()
     bf16 = isa in fast.BF16_ISAS
     print(f"{fast.cpu_model()}, oneDNN ISA {isa or 'unknown (no fast operators)'} "
-          f"({'native bf16' if bf16 else 'no native bf16: PyTorch bf16 not measured'})")
+          f"({'native bf16' if bf16 else 'no native bf16: PyTorch bf16 not measured'}); {_mkl.describe()}")
     print(f"Paddle {paddle.__version__}, PyTorch {torch_version or 'not installed'}, {args.threads} thread(s) for the "
           f"fast operators, PyTorch and Paddle Inference (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}); "
           f"{args.images} (seed nets) / {args.zoo_images} (zoo nets) synthetic images per pass, median of "
@@ -460,7 +460,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                      "ours_torch_bf16": ratio(r.get("ours_bf16") or 0, r.get("torch_bf16")),
                      "eval_ours_torch_bf16": ratio(r.get("eval_ours_bf16") or 0, r.get("eval_torch_bf16"))})
         print(f"  measured {name}", flush=True)
-    saved = {"command": invocation(), "cpu": fast.cpu_model(), "isa": isa, "paddle": paddle.__version__,
+    saved = {"command": invocation(), "cpu": fast.cpu_model(), "isa": isa, "mkl": _mkl.describe(), "paddle": paddle.__version__,
              "torch": torch_version, "threads": args.threads,
              "columns": COLUMNS, "rows": rows}
     if args.save is not None:

@@ -59,6 +59,11 @@ _cpu_build, _gpu_build = _installed_builds()
 if _cpu_build and _gpu_build:
     _fail(BOTH_BUILDS.format(cpu=_cpu_build, gpu=_gpu_build))
 
+# Before Paddle's first matmul: MKL's AVX2 kernels on AMD CPUs (see _mkl; the user's own setting wins).
+from . import _mkl  # noqa: E402
+
+MKL_CPU_TYPE_SET = _mkl.choose_mkl_path()
+
 try:
     # Paddle warns that ccache (a C++ build cache) is missing when its cpp_extension module is
     # imported, which our fast operators do; it matters only to people editing C++ sources.

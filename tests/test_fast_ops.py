@@ -88,6 +88,44 @@ def test_conv2d_equals_paddle_on_random_geometry(ops, stock, data):
     _assert_same_as_stock(layer, x, stock, outputs=1 + needs_dx + 1 + bias)
 
 
+@pytest.mark.parametrize("n, cin, cout, size, dilation, stride, padding, cl_in, cl_out, act", [
+    (3, 8, 16, 28, (2, 2), 1, 1, False, True, "relu"),  # NCHW in, NHWC out to the chain (a stem of 1 channel keeps oneDNN's)
+    (4, 16, 32, 14, (2, 2), 1, 0, True, True, "relu"),  # its second layer, inside the chain
+    (2, 9, 3, 11, (3, 1), (2, 1), (2, 1), True, False, "none"),  # uneven dilation, stride and padding
+    (32, 64, 8, 18, (2, 2), 1, 1, False, False, "none"),  # 147k taps per image: the batch runs in three parts
+])
+def test_dilated_weight_gradient_equals_paddle_in_every_layout(ops, n, cin, cout, size, dilation, stride, padding,
+                                                               cl_in, cl_out, act):
+    """The dilated weight gradient (one GEMM over the batch, not oneDNN's) on NCHW or NHWC maps,
+    with a fused ReLU and over a batch split into parts, against Paddle's convolution."""
+    rng = np.random.default_rng(n + cin)
+    x = rng.normal(size=(n, cin, size, size)).astype("float32")
+    w = (rng.normal(size=(cout, cin, 3, 3)) / (3 * cin ** 0.5)).astype("float32")
+    b = rng.normal(size=cout).astype("float32")
+    pair = lambda v: [v, v] if isinstance(v, int) else list(v)  # noqa: E731
+    pads = [p for p in pair(padding) for _ in range(2)]
+
+    def leaf(a):
+        t = paddle.to_tensor(a)
+        t.stop_gradient = False
+        return t
+
+    xt, wt, bt = leaf(x), leaf(w), leaf(b)
+    want = F.conv2d(xt, wt, bt, stride=stride, padding=padding, dilation=dilation)
+    want = F.relu(want) if act == "relu" else want
+    dy = paddle.to_tensor(rng.normal(size=want.shape).astype("float32"))
+    want_grads = paddle.grad([want], [xt, wt, bt], [dy])
+    xf, wf, bf = leaf(x.transpose(0, 2, 3, 1).copy() if cl_in else x), leaf(w), leaf(b)
+    got = ops.pcnn_conv2d_bias(xf, wf, bf, pair(stride), pads, pair(dilation), 1, act, cl_in, cl_out, False, False)
+    dy_got = dy.transpose([0, 2, 3, 1]).contiguous() if cl_out else dy
+    got_grads = paddle.grad([got], [xf, wf, bf], [dy_got])
+    nchw = lambda t, cl: t.transpose([0, 3, 1, 2]) if cl else t  # noqa: E731
+    pairs = [(nchw(got, cl_out), want), (nchw(got_grads[0], cl_in), want_grads[0])] + list(zip(got_grads[1:], want_grads[1:]))
+    for g, w_ in pairs:
+        w_ = w_.numpy()
+        np.testing.assert_allclose(g.numpy(), w_, atol=2e-5 * (np.abs(w_).max() + 1), rtol=1e-4)
+
+
 class _Conv3DReLU(paddle.nn.Layer):
     def __init__(self, conv):
         super().__init__()

@@ -71,12 +71,17 @@ def build_optimizer(config: RunConfig, parameters, steps_per_epoch: int):
     if scheduler is not None:
         lr = scheduler
     wd = config.weight_decay or None
+    # Adam and Momentum update every parameter in one merged kernel (use_multi_tensor): one Adam
+    # kernel per parameter cost standard_cnn's ten parameters 1.7 ms a step against 0.36 ms merged,
+    # 14% of a training step on one AVX2 EPYC thread. Same update to the last bit or one rounding
+    # of it; the accumulators save and resume as before. AdamW has no merged kernel in Paddle 3.3.
     if config.optimizer == "adam":
-        opt = paddle.optimizer.Adam(lr, parameters=parameters, weight_decay=wd)
+        opt = paddle.optimizer.Adam(lr, parameters=parameters, weight_decay=wd, use_multi_tensor=True)
     elif config.optimizer == "adamw":
         opt = paddle.optimizer.AdamW(lr, parameters=parameters, weight_decay=config.weight_decay)
     elif config.optimizer == "momentum":
-        opt = paddle.optimizer.Momentum(lr, momentum=config.momentum, parameters=parameters, weight_decay=wd)
+        opt = paddle.optimizer.Momentum(lr, momentum=config.momentum, parameters=parameters, weight_decay=wd,
+                                        use_multi_tensor=True)
     else:
         opt = paddle.optimizer.SGD(lr, parameters=parameters, weight_decay=wd)
     return scheduler, opt
