@@ -15,37 +15,25 @@ from __future__ import annotations
 import os
 from typing import Mapping, MutableMapping, Optional
 
+from paddle_cnn import _cpuinfo
+from paddle_cnn._cpuinfo import CpuInfo
+
 VARIABLE = "MKL_DEBUG_CPU_TYPE"
 AVX2_PATH = "5"
 
 
-def mkl_cpu_type(cpuinfo: str, environ: Mapping[str, str]) -> Optional[str]:
-    """The ``MKL_DEBUG_CPU_TYPE`` to set for a CPU described by ``cpuinfo`` (/proc/cpuinfo's text):
-    MKL's AVX2 path for an AMD CPU with AVX2, None where MKL chooses well itself (Intel, a CPU
-    without AVX2) or the user has set the variable (any value, even empty, is theirs)."""
-    if VARIABLE in environ:
+def mkl_cpu_type(cpu: Optional[CpuInfo], environ: Mapping[str, str]) -> Optional[str]:
+    """The ``MKL_DEBUG_CPU_TYPE`` to set for ``cpu``: MKL's AVX2 path for an AMD CPU with AVX2,
+    None where MKL chooses well itself (Intel, a CPU without AVX2, one we could not read) or the
+    user has set the variable (any value, even empty, is theirs)."""
+    if VARIABLE in environ or cpu is None:
         return None
-    vendor, flags = None, None
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "vendor_id" and vendor is None:
-            vendor = value.strip()
-        elif key == "flags" and flags is None:
-            flags = value.split()
-        if vendor is not None and flags is not None:
-            break
-    return AVX2_PATH if vendor == "AuthenticAMD" and flags is not None and "avx2" in flags else None
+    return AVX2_PATH if cpu.vendor == "AuthenticAMD" and cpu.has("avx2") else None
 
 
-def choose_mkl_path(environ: MutableMapping[str, str] = os.environ, cpuinfo_path: str = "/proc/cpuinfo") -> Optional[str]:
+def choose_mkl_path(environ: MutableMapping[str, str] = os.environ, cpuinfo_path: str = _cpuinfo.PATH) -> Optional[str]:
     """Set ``MKL_DEBUG_CPU_TYPE`` in ``environ`` where :func:`mkl_cpu_type` says so; returns what was set."""
-    try:
-        with open(cpuinfo_path, encoding="utf-8", errors="replace") as f:
-            cpuinfo = f.read()
-    except OSError:  # not Linux, or no /proc: leave MKL alone
-        return None
-    value = mkl_cpu_type(cpuinfo, environ)
+    value = mkl_cpu_type(_cpuinfo.read(cpuinfo_path), environ)
     if value is not None:
         environ[VARIABLE] = value
     return value

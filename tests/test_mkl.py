@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from paddle_cnn import _mkl
+from paddle_cnn import _cpuinfo, _mkl
 
 AMD_AVX2 = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse sse2 avx avx2 fma\n"
 AMD_OLD = "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse sse2 avx\n"
@@ -27,7 +27,19 @@ INTEL = "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu avx avx2 avx5
     ("vendor_id\t: AuthenticAMD\nflags\t\t: avx2_fake avx512f\n", {}, None),  # whole words only
 ])
 def test_the_avx2_path_is_chosen_for_amd_with_avx2_only(cpuinfo, environ, expected):
-    assert _mkl.mkl_cpu_type(cpuinfo, environ) == expected
+    assert _mkl.mkl_cpu_type(_cpuinfo.parse(cpuinfo), environ) == expected
+
+
+def test_an_unreadable_cpuinfo_sets_nothing():
+    assert _mkl.mkl_cpu_type(None, {}) is None
+
+
+def test_the_model_name_and_flags_come_from_the_first_processor():
+    two = AMD_AVX2 + "\nprocessor\t: 1\nvendor_id\t: GenuineIntel\nmodel name\t: Other\nflags\t: sse\n"
+    cpu = _cpuinfo.parse(two.replace("\n", "\r\n"))  # CRLF too
+    assert (cpu.vendor, cpu.model) == ("AuthenticAMD", "AMD EPYC") and cpu.has("avx2") and not cpu.has("av")
+    assert _cpuinfo.parse("model name\t: X: with a colon\n").model == "X: with a colon"
+    assert _cpuinfo.read("/nonexistent/cpuinfo") is None
 
 
 def test_choose_sets_the_variable_from_the_file_and_leaves_an_unreadable_one_alone(tmp_path):
@@ -63,8 +75,7 @@ def _probe(env):
 
 def test_importing_paddle_cnn_chooses_the_path_for_this_cpu_and_the_matmul_stays_right():
     env = {k: v for k, v in os.environ.items() if k != "MKL_DEBUG_CPU_TYPE"}
-    with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-        expected = _mkl.mkl_cpu_type(f.read(), env)
+    expected = _mkl.mkl_cpu_type(_cpuinfo.read(), env)
     got = _probe(env)
     assert got["set"] == expected and got["env"] == expected
     assert got["err"] < 1e-2  # fp32 products of 1152 terms of size ~1: rounding is ~1e-4

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import List, Optional
 
+from .. import _cpuinfo
 from ..fileio import cache_root
 
 SOURCE = Path(__file__).with_name("onednn_ops.cc")
@@ -193,15 +194,7 @@ def cached_primitives() -> Optional[int]:
 
 def cpu_model() -> str:
     """The CPU's model name (/proc/cpuinfo), for figures that depend on it."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
+    return _cpuinfo.model_name()
 
 
 def header_dirs() -> List[Path]:
