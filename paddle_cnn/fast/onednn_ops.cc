@@ -200,6 +200,13 @@ std::shared_ptr<ActPrims> act_prims(int64_t numel, const std::string& mode, bool
   });
 }
 
+// Who computes a 2-D convolution's weight gradient (dilated_weight_grad says why the GEMM).
+enum class WeightGrad { onednn, dilated_gemm };
+WeightGrad weight_grad_of(const Conv& c, bool bf16) {
+  const bool dilated = c.dilates[0] > 0 || c.dilates[1] > 0;
+  return !bf16 && c.groups == 1 && c.ic >= 8 && dilated ? WeightGrad::dilated_gemm : WeightGrad::onednn;
+}
+
 struct ConvPrims {
   dnnl::convolution_forward::primitive_desc fwd;
   dnnl::convolution_backward_data::primitive_desc bwd_data;
@@ -252,14 +259,16 @@ std::shared_ptr<ConvPrims> conv_prims(const Conv& c, bool bias, const std::strin
     memory::desc wdst = strided_1x1   ? memory::desc({c.n, c.oc, c.oh, c.ow}, lo, tag::any)
                         : narrow_stem ? memory::desc({c.n, c.oc, c.oh, c.ow}, lo, tag::nhwc)
                                       : ddst;
-    auto bwd_weights = bias ? dnnl::convolution_backward_weights::primitive_desc(
+    ConvPrims prims{fwd, bwd_data, {}, dnnl::convolution_forward(fwd), dnnl::convolution_backward_data(bwd_data), {}};
+    if (weight_grad_of(c, bf16) != WeightGrad::onednn) return prims;  // computed without oneDNN's primitive
+    prims.bwd_weights = bias ? dnnl::convolution_backward_weights::primitive_desc(
                                   eng, dnnl::algorithm::convolution_direct, wsrc, dwei, b, wdst, c.strides, c.dilates,
                                   c.pad_l, c.pad_r, fwd)
                             : dnnl::convolution_backward_weights::primitive_desc(
                                   eng, dnnl::algorithm::convolution_direct, wsrc, dwei, wdst, c.strides, c.dilates,
                                   c.pad_l, c.pad_r, fwd);
-    return ConvPrims{fwd, bwd_data, bwd_weights, dnnl::convolution_forward(fwd),
-                     dnnl::convolution_backward_data(bwd_data), dnnl::convolution_backward_weights(bwd_weights)};
+    prims.bwd_weights_prim = dnnl::convolution_backward_weights(prims.bwd_weights);
+    return prims;
   });
 }
 
@@ -370,48 +379,67 @@ memory::desc user_desc(const memory::dims& nchw, bool channels_last, bool bf16 =
   return memory::desc(nchw, dt_of(bf16), channels_last ? tag::nhwc : tag::nchw);
 }
 
-// The input gradient (unless ``need_dx`` is off: the first layer's input needs none, and its pass is
-// costly for 1 channel) and the weight and bias gradients of a convolution, 2-D or 3-D alike: the
-// plain descs say how Paddle's buffers are laid out, the primitives pick their own layouts.
-std::vector<paddle::Tensor> run_backward(dnnl::stream& s, ConvPrims& p, const memory::desc& plain_src,
-                                         const memory::desc& plain_wei, const memory::desc& plain_dst,
-                                         const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor& dy,
-                                         bool bias, bool need_dx, int64_t oc, bool weights = true) {
-  paddle::Tensor dx;
-  memory ddst_d;
-  if (need_dx) {
-    dx = empty_maps(x.shape(), is_bf16(x));  // the input's dtype (plain_src says which)
-    ddst_d = as_input(s, plain_dst, dy.data(), p.bwd_data.diff_dst_desc());
-    auto wei = as_input(s, plain_wei, w.data<float>(), p.bwd_data.weights_desc());
-    Output dsrc(plain_src, dx.data(), p.bwd_data.diff_src_desc());
-    p.bwd_data_prim.execute(s, {{DNNL_ARG_DIFF_DST, ddst_d}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DIFF_SRC, dsrc.mem}});
-    dsrc.finish(s);
-  }
-  if (!weights) {  // the caller computes the weight gradient itself
-    s.wait();
-    return need_dx ? std::vector<paddle::Tensor>{dx} : std::vector<paddle::Tensor>{};
-  }
-  auto dw = empty_like_shape(w.shape());
+// The input gradient of a convolution, 2-D or 3-D alike: the plain descs say how Paddle's buffers are
+// laid out, the primitives pick their own layouts. Returns the output gradient as bwd_data read it,
+// so the weight gradient can reuse that reorder when it wants the same layout.
+memory data_backward(dnnl::stream& s, ConvPrims& p, const memory::desc& plain_src, const memory::desc& plain_wei,
+                     const memory::desc& plain_dst, const paddle::Tensor& x, const paddle::Tensor& w,
+                     const paddle::Tensor& dy, paddle::Tensor* dx) {
+  *dx = empty_maps(x.shape(), is_bf16(x));  // the input's dtype (plain_src says which)
+  auto ddst = as_input(s, plain_dst, dy.data(), p.bwd_data.diff_dst_desc());
+  auto wei = as_input(s, plain_wei, w.data<float>(), p.bwd_data.weights_desc());
+  Output dsrc(plain_src, dx->data(), p.bwd_data.diff_src_desc());
+  p.bwd_data_prim.execute(s, {{DNNL_ARG_DIFF_DST, ddst}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DIFF_SRC, dsrc.mem}});
+  dsrc.finish(s);
+  return ddst;
+}
+
+// The output gradient in layout `want`: `have` (an earlier reorder of it, or an empty memory) when
+// it already is, else a reorder of Paddle's buffer.
+memory output_grad_as(dnnl::stream& s, const memory& have, const memory::desc& plain_dst, const paddle::Tensor& dy,
+                      const memory::desc& want) {
+  return have && have.get_desc() == want ? have : as_input(s, plain_dst, dy.data(), want);
+}
+
+// The weight and bias gradients by oneDNN's backward-weights primitive.
+void onednn_weight_backward(dnnl::stream& s, ConvPrims& p, const memory::desc& plain_src,
+                            const memory::desc& plain_wei, const memory::desc& plain_dst, const paddle::Tensor& x,
+                            const paddle::Tensor& dy, const memory& ddst_have, float* dw, float* db, int64_t oc) {
+  PD_CHECK(static_cast<bool>(p.bwd_weights_prim), "pcnn: no oneDNN weight-gradient primitive was built for this convolution");
   auto src = as_input(s, plain_src, x.data(), p.bwd_weights.src_desc());
-  auto ddst_w = need_dx && p.bwd_weights.diff_dst_desc() == ddst_d.get_desc()
-                    ? ddst_d
-                    : as_input(s, plain_dst, dy.data(), p.bwd_weights.diff_dst_desc());
-  Output dwei(plain_wei, dw.data<float>(), p.bwd_weights.diff_weights_desc());
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, ddst_w},
-                                       {DNNL_ARG_DIFF_WEIGHTS, dwei.mem}};
-  paddle::Tensor db;
-  if (bias) {
-    db = empty_like_shape({oc});
-    args[DNNL_ARG_DIFF_BIAS] = per_channel(db);
-  }
+  auto ddst = output_grad_as(s, ddst_have, plain_dst, dy, p.bwd_weights.diff_dst_desc());
+  Output dwei(plain_wei, dw, p.bwd_weights.diff_weights_desc());
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, ddst}, {DNNL_ARG_DIFF_WEIGHTS, dwei.mem}};
+  if (db != nullptr) args[DNNL_ARG_DIFF_BIAS] = vector_memory(db, oc);
   p.bwd_weights_prim.execute(s, args);
   dwei.finish(s);
-  s.wait();
+}
+
+// [dx] dw [db], in the order the Python side unpacks them.
+std::vector<paddle::Tensor> gradients(bool need_dx, const paddle::Tensor& dx, const paddle::Tensor& dw, bool bias,
+                                      const paddle::Tensor& db) {
   std::vector<paddle::Tensor> grads;
   if (need_dx) grads.push_back(dx);
   grads.push_back(dw);
   if (bias) grads.push_back(db);
   return grads;
+}
+
+// The input gradient (unless ``need_dx`` is off: the first layer's input needs none, and its pass is
+// costly for 1 channel) and oneDNN's weight and bias gradients (the 3-D convolutions).
+std::vector<paddle::Tensor> run_backward(dnnl::stream& s, ConvPrims& p, const memory::desc& plain_src,
+                                         const memory::desc& plain_wei, const memory::desc& plain_dst,
+                                         const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor& dy,
+                                         bool bias, bool need_dx, int64_t oc) {
+  paddle::Tensor dx, db;
+  memory ddst;
+  if (need_dx) ddst = data_backward(s, p, plain_src, plain_wei, plain_dst, x, w, dy, &dx);
+  auto dw = empty_like_shape(w.shape());
+  if (bias) db = empty_like_shape({oc});
+  onednn_weight_backward(s, p, plain_src, plain_wei, plain_dst, x, dy, ddst, dw.data<float>(),
+                         bias ? db.data<float>() : nullptr, oc);
+  s.wait();
+  return gradients(need_dx, dx, dw, bias, db);
 }
 
 std::vector<paddle::Tensor> conv_forward(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor* b,
@@ -451,15 +479,12 @@ std::vector<paddle::Tensor> conv_forward(const paddle::Tensor& x, const paddle::
 // Undilated convolutions keep oneDNN's direct kernels: on AVX2 the same GEMM made vgg11_small's 3x3
 // weight gradients 35-50% faster in oneDNN's profile but resnet18_small's whole step 5% slower (the
 // unfolding of its larger maps costs more than the kernel saves).
-bool dilated_gemm_wgrad(const Conv& c, bool bf16) {
-  return !bf16 && c.groups == 1 && c.ic >= 8 && (c.dilates[0] > 0 || c.dilates[1] > 0);
-}
-
 void dilated_weight_grad(dnnl::stream& s, const Conv& c, const memory::desc& plain_src, const memory::desc& plain_dst,
-                         const paddle::Tensor& x, const paddle::Tensor& dy, float* dw, float* db) {
+                         const paddle::Tensor& x, const paddle::Tensor& dy, const memory& ddst_have, float* dw,
+                         float* db) {
   memory::desc nhwc_src({c.n, c.ic, c.ih, c.iw}, dt::f32, tag::nhwc), nhwc_dst({c.n, c.oc, c.oh, c.ow}, dt::f32, tag::nhwc);
   auto src = as_input(s, plain_src, x.data(), nhwc_src);
-  auto ddst = as_input(s, plain_dst, dy.data(), nhwc_dst);
+  auto ddst = output_grad_as(s, ddst_have, plain_dst, dy, nhwc_dst);
   s.wait();
   const float* xs = static_cast<const float*>(src.get_data_handle());
   const float* gs = static_cast<const float*>(ddst.get_data_handle());
@@ -518,17 +543,23 @@ std::vector<paddle::Tensor> conv_backward(const paddle::Tensor& x, const paddle:
   const paddle::Tensor dy = act == "none" ? dout : act_backward(s, act, out, dout);  // through the fused activation
   const auto plain_src = user_desc({c.n, c.ic, c.ih, c.iw}, cl_in, is_bf16(x));
   const auto plain_dst = user_desc({c.n, c.oc, c.oh, c.ow}, cl_out, bf16_out);
-  const bool gemm = dilated_gemm_wgrad(c, bf16);
-  auto grads = run_backward(s, p, plain_src, memory::desc(weight_dims(c), dt::f32, weight_tag(c)), plain_dst, x, w, dy,
-                            bias, need_dx, c.oc, !gemm);
-  if (gemm) {
-    auto dw = empty_like_shape(w.shape());
-    paddle::Tensor db = bias ? empty_like_shape({c.oc}) : paddle::Tensor();
-    dilated_weight_grad(s, c, plain_src, plain_dst, x, dy, dw.data<float>(), bias ? db.data<float>() : nullptr);
-    grads.push_back(dw);
-    if (bias) grads.push_back(db);
+  const auto plain_wei = memory::desc(weight_dims(c), dt::f32, weight_tag(c));
+  paddle::Tensor dx, db;
+  memory ddst;
+  if (need_dx) ddst = data_backward(s, p, plain_src, plain_wei, plain_dst, x, w, dy, &dx);
+  auto dw = empty_like_shape(w.shape());
+  if (bias) db = empty_like_shape({c.oc});
+  float* dbp = bias ? db.data<float>() : nullptr;
+  switch (weight_grad_of(c, bf16)) {
+    case WeightGrad::dilated_gemm:
+      dilated_weight_grad(s, c, plain_src, plain_dst, x, dy, ddst, dw.data<float>(), dbp);
+      break;
+    case WeightGrad::onednn:
+      onednn_weight_backward(s, p, plain_src, plain_wei, plain_dst, x, dy, ddst, dw.data<float>(), dbp, c.oc);
+      break;
   }
-  return grads;
+  s.wait();
+  return gradients(need_dx, dx, dw, bias, db);
 }
 
 std::vector<int64_t> conv_out_shape(const std::vector<int64_t>& x, const std::vector<int64_t>& w,
