@@ -568,28 +568,98 @@ def test_every_net_infers_as_with_the_stock_kernels(ops, stock, name):
 SMALL_NETS = [n for n in nets.list_nets() if max(nets.get_info(n).input_shape(1)[1:]) <= 32]
 
 
+def _record_max_pools(monkeypatch) -> list:
+    """Every max pool's input (NCHW, float64) in call order, on either path: the layers and the
+    Sequential chains both ask ``_layers._pool`` first (off the fast path it declines)."""
+    seen = []
+    real = _layers._pool
+
+    def recording(layer, x, channels_last=False):
+        if layer.fast_mode() == "max":
+            a = x.numpy().astype(np.float64)
+            seen.append((layer.ksize, layer.stride, layer.padding, a.transpose(0, 3, 1, 2) if channels_last else a))
+        return real(layer, x, channels_last)
+
+    monkeypatch.setattr(_layers, "_pool", recording)
+    return seen
+
+
+def _windows(k, stride, pad, x):
+    k, stride, pad = ([v, v] if isinstance(v, int) else list(v) for v in (k, stride or k, pad))
+    x = np.pad(x, ((0, 0), (0, 0), (pad[0],) * 2, (pad[1],) * 2), constant_values=-np.inf)
+    win = np.lib.stride_tricks.sliding_window_view(x, k, axis=(2, 3))[:, :, ::stride[0], ::stride[1]]
+    return win.reshape(*win.shape[:4], -1)
+
+
+def _near_tie_flips(stock_pools, fast_pools) -> int:
+    """Windows whose largest value sits elsewhere on the two paths although their two largest are
+    within float32 rounding (1e-5 relative): there the gradient goes to a different input, both
+    right. A window picked differently with a clear gap is not counted (a real fault)."""
+    if len(stock_pools) != len(fast_pools):
+        return 0
+    flips = 0
+    for (k, stride, pad, a), (_, _, _, b) in zip(stock_pools, fast_pools):
+        if a.shape != b.shape:
+            return 0
+        wa, wb = _windows(k, stride, pad, a), _windows(k, stride, pad, b)
+        ia, ib = wa.argmax(-1)[..., None], wb.argmax(-1)[..., None]
+        close = True
+        for w in (wa, wb):  # the two picks equal to rounding on both paths
+            pa, pb = np.take_along_axis(w, ia, -1), np.take_along_axis(w, ib, -1)
+            close = close & (np.abs(pa - pb) <= 1e-5 * np.abs(pa) + 1e-30)
+        flips += int(((ia != ib) & close).sum())
+    return flips
+
+
+def test_a_max_pool_route_counts_as_a_near_tie_only_within_float32_rounding():
+    a = np.zeros((1, 1, 2, 2))
+    a[0, 0, 0, 0], a[0, 0, 1, 1] = 11.3992731, 11.3992685  # the pair seen on an AVX-512 EPYC
+    b = a.copy()
+    b[0, 0, 1, 1] = 11.3992740  # fp32 rounding takes the other one
+    pool = [(2, 2, 0, a)]
+    assert _near_tie_flips(pool, [(2, 2, 0, b)]) == 1
+    c = a.copy()
+    c[0, 0, 1, 1] = 12.0  # a clear change of the maximum is a fault, not a tie
+    assert _near_tie_flips(pool, [(2, 2, 0, c)]) == 0
+    assert _near_tie_flips(pool, [(2, 2, 0, a.copy())]) == 0
+
+
 @pytest.mark.parametrize("name", SMALL_NETS)
-def test_every_small_net_backward_equals_the_stock_kernels(ops, stock, name):
+def test_every_small_net_backward_equals_the_stock_kernels(ops, stock, monkeypatch, name):
     """Forward and every parameter's gradient of a whole net (its Sequential chains hand NHWC maps
     on) against Paddle's own layers, eval mode on random running statistics so that dropout and
-    batch statistics do not differ between the two passes (batch statistics: the test below)."""
-    rng = np.random.default_rng(2)
+    batch statistics do not differ between the two passes (batch statistics: the test below).
+
+    A max pool sends its gradient to the largest value of each window; where the two largest are
+    are within float32 rounding, the two passes may pick different ones and every gradient upstream
+    differs, each right for its own forward pass (inception_v3_small on an AVX-512 EPYC: 11.3992731
+    and 11.3992685, taken the other way round by oneDNN's kernels; 0.2% on the stem's gradient). An
+    input where that happened is redrawn, so the gradients are compared where they are defined."""
     info = nets.get_info(name)
-    x = paddle.to_tensor(rng.normal(size=(3,) + info.input_shape(1)).astype("float32"))
-    results = []
-    for fast_path in (False, True):
-        stock(not fast_path)
-        paddle.seed(0)
-        net = nets.create(name, num_classes=10 if name != "hybridsn" else 16)
-        _random_statistics(net, np.random.default_rng(4))
-        net.eval()
-        out = net(x)
-        out = out[0] if isinstance(out, (tuple, list)) else out
-        weights = paddle.to_tensor(np.random.default_rng(5).normal(size=out.shape).astype("float32"))
-        loss = (out * weights).sum()
-        loss.backward()
-        names = ["output"] + [n for n, p in net.named_parameters() if p.grad is not None]
-        results.append([out.numpy()] + [p.grad.numpy() for p in net.parameters() if p.grad is not None])
+    pools = _record_max_pools(monkeypatch)
+    for draw in range(5):
+        x = paddle.to_tensor(np.random.default_rng(2 + draw).normal(size=(3,) + info.input_shape(1)).astype("float32"))
+        results, seen = [], []
+        for fast_path in (False, True):
+            stock(not fast_path)
+            paddle.seed(0)
+            net = nets.create(name, num_classes=10 if name != "hybridsn" else 16)
+            _random_statistics(net, np.random.default_rng(4))
+            net.eval()
+            pools.clear()
+            out = net(x)
+            seen.append(list(pools))
+            out = out[0] if isinstance(out, (tuple, list)) else out
+            weights = paddle.to_tensor(np.random.default_rng(5).normal(size=out.shape).astype("float32"))
+            loss = (out * weights).sum()
+            loss.backward()
+            names = ["output"] + [n for n, p in net.named_parameters() if p.grad is not None]
+            results.append([out.numpy()] + [p.grad.numpy() for p in net.parameters() if p.grad is not None])
+        if not _near_tie_flips(*seen):
+            break
+        print(f"{name}: input {draw} redrawn (a max pool took the other of two near-equal values)")
+    else:
+        pytest.fail(f"{name}: on every input drawn a max pool took a different one of two near-equal values")
     assert len(results[0]) == len(results[1])
     scale = max(float(np.abs(a).max()) for a in results[0])
     for label, want, got in zip(names, *results):
