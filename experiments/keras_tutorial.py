@@ -23,7 +23,8 @@ Three parts, each net in its own run folder ``OUT/PART/NET``:
   23 images/s; fp32 there runs at 14).
 
 Afterwards ``OUT/keras_tutorial.{md,json}`` and ``OUT/keras_tutorial.png`` (test accuracy per net and
-part, chance drawn) are written from every finished run folder.
+part, chance drawn) are written from every finished run folder; ``--table-only --out
+docs/results/keras_tutorial`` rebuilds them from the results saved there.
 """
 from __future__ import annotations
 
@@ -75,22 +76,30 @@ def finished(run_dir: Path) -> bool:
 
 
 def collect(out: Path) -> List[dict]:
-    """Every finished run under OUT/PART/NET, with its part."""
+    """Every finished run under OUT/PART/NET, with its part; or, where OUT holds saved results
+    (``python -m paddle_cnn.report --save OUT/PART ...``: OUT/PART/NET.json), those."""
     rows = []
     for part in PARTS:
         for run in sorted((out / part).glob("*")) if (out / part).is_dir() else []:
             if run.name in NETS and finished(run):
                 rows += [dict(r, part=part) for r in report.load_results([run])]
+            elif run.suffix == ".json" and run.stem in NETS:
+                rows += [dict(r, part=part) for r in report.load_results([run])]
     return rows
+
+
+def batch_size_of(row: dict) -> int:
+    """The run's batch size: its config.json, or the part's recipe where only saved results remain."""
+    config = Path(row["run_dir"]) / "config.json"
+    return (RunConfig.load(config) if config.is_file() else config_for(row["part"], row["net"])).batch_size
 
 
 def table(rows: List[dict]) -> str:
     lines = ["| part | net | input | train images | epochs | optimizer steps | final train loss | test acc "
              "(images) | tutorial |", "|---|---|---|---:|---:|---:|---:|---:|---|"]
     for r in rows:
-        cfg = RunConfig.load(Path(r["run_dir"]) / "config.json")
         train_images = r["images"]["train"]
-        steps = math.ceil(train_images / cfg.batch_size) * r["epochs"]
+        steps = math.ceil(train_images / batch_size_of(r)) * r["epochs"]
         tutorial = {"demo": "0.078-0.102 (chance)", "full-alexnet": "0.8395"}.get(r["part"], "-")
         lines.append(f"| {r['part']} | {r['net']} | {r['input_shape'][-1]} | {train_images} | {r['epochs']} | "
                      f"{steps} | {report.final_train_loss(r):.3f} | {r['test']['acc']:.4f} ({r['test']['n']}) | "

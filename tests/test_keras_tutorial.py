@@ -40,3 +40,17 @@ def test_demo_stays_at_chance_and_the_recipe_learns_on_real_mnist(real_data_dir,
     assert again.returncode == 0, again.stderr[-2000:]
     second = json.loads((tmp_path / "kt2" / "keras_tutorial.json").read_text())[0]
     assert second["test"] == demo["test"]
+
+
+def test_the_table_and_picture_are_rebuilt_from_saved_results(tmp_path):
+    """README's results (docs/results/keras_tutorial/PART/NET.json) suffice: no run folder needed."""
+    import shutil
+
+    shutil.copytree(ROOT / "docs" / "results" / "keras_tutorial", tmp_path / "kt",
+                    ignore=shutil.ignore_patterns("keras_tutorial.*"))
+    out = K.main(["--table-only", "--out", str(tmp_path / "kt")])
+    parts = {(r["part"], r["net"]) for r in out["results"]}
+    assert {("demo", n) for n in K.NETS} | {("learns", n) for n in K.NETS} <= parts
+    md = (tmp_path / "kt" / "keras_tutorial.md").read_text()
+    assert "| demo | alexnet | 227 | 230 | 3 | 6 |" in md and "| learns | vgg16 | 224 | 230 | 12 | 180 |" in md
+    assert (tmp_path / "kt" / "keras_tutorial.png").stat().st_size > 10_000
