@@ -280,7 +280,7 @@ def test_the_3d_operators_check_their_arguments_before_building_anything(ops):
            ((x, paddle.randn([3, 1, 3, 3, 3]), [1, 1, 1], [0] * 6, [1, 1, 1], 1), "input channels per group")]
     for args, message in bad:
         with pytest.raises(Exception, match=message):
-            ops.pcnn_conv3d(*args, False, False, False, False)
+            ops.pcnn_conv3d(*args, False, False, False, False, False)
 
 
 @_CASES

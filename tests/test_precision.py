@@ -60,11 +60,31 @@ def test_bf16_convolutions_and_their_gradients_are_fp32_ones_to_bf16_rounding(bf
         assert 1e-6 < err < 3e-2, err  # bf16 keeps 8 significant bits: not exact, and not far off
 
 
-@pytest.mark.parametrize("name", ["standard_cnn", "lenet", "lenet_bn", "vgg11_small", "mobilenet_v1_small"])
+def test_the_one_channel_3d_layer_trains_in_bf16_on_ndhwc_maps_to_bf16_rounding(bf16):
+    """HybridSN's first layer in its chain (NDHWC maps, the data needing no gradient): its bf16 weight
+    gradient takes the NDHWC kernel, not the GEMM fallback, and stays the float32 one to bf16 rounding."""
+    from paddle_cnn.nets import _layers
+
+    paddle.seed(0)
+    conv = Conv3D(1, 8, (7, 3, 3))
+    x = paddle.randn([4, 1, 12, 9, 9]).reshape([4, 12, 9, 9, 1])  # one channel: NCDHW data is NDHWC
+    results = []
+    for precision in ("fp32", "bf16"):
+        nets.set_precision(conv, precision)
+        out = _layers._conv3(conv, x, relu=False, channels_last=True)  # a ReLU's mask flips near 0
+        dy = paddle.to_tensor(np.random.default_rng(1).normal(size=out.shape).astype("float32"))
+        results.append([out] + list(paddle.grad([out], [conv.weight, conv.bias], [dy])))
+    for got, want in zip(results[1], results[0]):
+        err = float((got - want).abs().max()) / (float(want.abs().max()) + 1e-6)
+        assert 1e-6 < err < 3e-2, err
+
+
+@pytest.mark.parametrize("name", ["standard_cnn", "lenet", "lenet_bn", "vgg11_small", "mobilenet_v1_small", "hybridsn"])
 def test_a_bf16_chain_hands_bf16_maps_on_and_stays_near_fp32(bf16, name, monkeypatch):
     """In a Sequential chain a bf16 convolution writes bf16 maps for the pooling, activation or
     convolution after it: their inputs are bf16, the net's outputs and gradients float32 and near the
     float32 net's, under autograd (the training operators) and without (the fused inference ones).
+    HybridSN's 3-D convolutions hand bf16 maps to each other and through the fold to its 2-D one.
 
     Batch norms run on fixed random statistics: with batch statistics a small batch's gradients are
     ill-conditioned whatever the precision. A gradient is judged by its relative (Frobenius) error,
@@ -74,9 +94,10 @@ def test_a_bf16_chain_hands_bf16_maps_on_and_stays_near_fp32(bf16, name, monkeyp
     from test_fast_ops import _random_statistics
 
     rng = np.random.default_rng(0)
-    x = paddle.to_tensor(rng.normal(size=(16, 1, 28, 28)).astype("float32"))
-    weights = paddle.to_tensor(rng.normal(size=(16, 10)).astype("float32"))
-    seen = _input_dtypes(monkeypatch, "pcnn_pool2d", "pcnn_act", "pcnn_conv_infer", "pcnn_conv2d", "pcnn_conv2d_bias")
+    x = paddle.to_tensor(rng.normal(size=(16,) + nets.get_info(name).input_shape(1)).astype("float32"))
+    weights = None
+    seen = _input_dtypes(monkeypatch, "pcnn_pool2d", "pcnn_act", "pcnn_conv_infer", "pcnn_conv2d", "pcnn_conv2d_bias",
+                         "pcnn_conv3d_bias", "pcnn_fold_depth")
     results = {}
     for precision in ("fp32", "bf16"):
         paddle.seed(0)
@@ -84,13 +105,17 @@ def test_a_bf16_chain_hands_bf16_maps_on_and_stays_near_fp32(bf16, name, monkeyp
         _random_statistics(net, np.random.default_rng(4))
         net.eval()
         out = net(x)
+        if weights is None:
+            weights = paddle.to_tensor(rng.normal(size=out.shape).astype("float32"))
         (out * weights).sum().backward()
         grads = [p.grad for p in net.parameters() if p.grad is not None]
         with paddle.no_grad():
             evaluated = net(x)
         results[precision] = [out, evaluated] + grads
-    convs = ("pcnn_conv_infer", "pcnn_conv2d", "pcnn_conv2d_bias")
+    convs = ("pcnn_conv_infer", "pcnn_conv2d", "pcnn_conv2d_bias", "pcnn_conv3d_bias")
     assert any(n in convs and d == paddle.bfloat16 for n, d in seen), seen  # a convolution read bf16 maps
+    if name == "hybridsn":  # in training and in inference, 3-D maps and the folded ones stay bf16
+        assert [d for n, d in seen if n in ("pcnn_conv3d_bias", "pcnn_fold_depth")].count(paddle.bfloat16) == 6, seen
     for i, (got, want) in enumerate(zip(results["bf16"], results["fp32"])):
         assert got.dtype == paddle.float32
         if i < 2:  # the logits

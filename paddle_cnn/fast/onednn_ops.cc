@@ -631,8 +631,8 @@ std::vector<int64_t> shape3_of(const memory::dims& ncdhw, bool channels_last) {
                        : std::vector<int64_t>(ncdhw.begin(), ncdhw.end());
 }
 // Channels-last maps of one channel are laid out as NCDHW ones: described as those.
-memory::desc user3(const memory::dims& ncdhw, bool channels_last) {
-  return memory::desc(ncdhw, dt::f32, channels_last && ncdhw[1] > 1 ? tag::ndhwc : tag::ncdhw);
+memory::desc user3(const memory::dims& ncdhw, bool channels_last, bool bf16 = false) {
+  return memory::desc(ncdhw, dt_of(bf16), channels_last && ncdhw[1] > 1 ? tag::ndhwc : tag::ncdhw);
 }
 memory::dims wei3(const Conv3& c) {
   if (c.groups == 1) return {c.oc, c.ic, c.kd, c.kh, c.kw};
@@ -644,12 +644,17 @@ memory::desc plain_wei3(const Conv3& c) {
 
 // ``relu`` fuses the ReLU that follows every HybridSN convolution as a post-op: one pass over the
 // output instead of two (its maps are 100-200 MB at batch 256); the backward masks the incoming
-// gradient with the saved output first (oneDNN's ReLU backward from dst).
-std::shared_ptr<ConvPrims> conv3_prims(const Conv3& c, bool bias, bool relu, bool cl_in, bool cl_out, bool bf16) {
+// gradient with the saved output first (oneDNN's ReLU backward from dst). in_bf16 / out_bf16: the
+// maps (and their gradients) Paddle holds are bf16, as in a 2-D chain: HybridSN's 3-D maps handed on
+// in float32 cost a bf16 training step 110 of its 890 ms in oneDNN reorders and 50 in float32 ReLU
+// gradients (one thread, AVX-512 EPYC).
+std::shared_ptr<ConvPrims> conv3_prims(const Conv3& c, bool bias, bool relu, bool cl_in, bool cl_out, bool bf16,
+                                       bool in_bf16 = false, bool out_bf16 = false) {
+  PD_CHECK(bf16 || !(in_bf16 || out_bf16), "pcnn conv3d: bf16 maps need bf16 compute");
   auto key = key_of({3, c.n, c.ic, c.id, c.ih, c.iw, c.oc, c.kd, c.kh, c.kw, c.groups, c.strides[0], c.strides[1],
                      c.strides[2], c.dilates[0], c.dilates[1], c.dilates[2], c.pad_l[0], c.pad_l[1], c.pad_l[2],
                      c.pad_r[0], c.pad_r[1], c.pad_r[2], (int64_t)bias, (int64_t)relu, (int64_t)cl_in,
-                     (int64_t)cl_out, (int64_t)bf16});
+                     (int64_t)cl_out, (int64_t)bf16, (int64_t)in_bf16, (int64_t)out_bf16});
   return cached<ConvPrims>(key, [&] {
     auto& eng = cpu_engine();
     // One input channel (HybridSN's first layer) takes the blocked kernels whatever the layout asked:
@@ -659,8 +664,8 @@ std::shared_ptr<ConvPrims> conv3_prims(const Conv3& c, bool bias, bool relu, boo
     const bool nxc_in = cl_in && c.ic > 1, nxc_out = cl_out && c.ic > 1;
     const dt lo = bf16 ? dt::bf16 : dt::f32;  // as for the 2-D convolution: bf16 read, float32 written
     const tag in_tag = nxc_in ? tag::ndhwc : tag::any, out_tag = nxc_out ? tag::ndhwc : tag::any;
-    memory::desc src(src3(c), lo, in_tag), dsrc(src3(c), dt::f32, in_tag), wei(wei3(c), lo, tag::any),
-        dwei(wei3(c), dt::f32, tag::any), dst(dst3(c), dt::f32, out_tag), ddst(dst3(c), lo, out_tag);
+    memory::desc src(src3(c), lo, in_tag), dsrc(src3(c), dt_of(in_bf16), in_tag), wei(wei3(c), lo, tag::any),
+        dwei(wei3(c), dt::f32, tag::any), dst(dst3(c), dt_of(out_bf16), out_tag), ddst(dst3(c), lo, out_tag);
     memory::desc b({c.oc}, dt::f32, tag::x);
     const auto attr = act_post_op(relu ? "relu" : "none");
     auto fwd = bias ? dnnl::convolution_forward::primitive_desc(
@@ -671,11 +676,17 @@ std::shared_ptr<ConvPrims> conv3_prims(const Conv3& c, bool bias, bool relu, boo
                           c.strides, c.dilates, c.pad_l, c.pad_r, attr);
     auto bwd_data = dnnl::convolution_backward_data::primitive_desc(
         eng, dnnl::algorithm::convolution_direct, dsrc, wei, ddst, c.strides, c.dilates, c.pad_l, c.pad_r, fwd);
+    // The one-channel layer's bf16 weight gradient on the layouts left to oneDNN fell back to its
+    // im2col GEMM on NCDHW maps (59 ms a step at batch 64, one AVX-512 EPYC thread); on the NDHWC
+    // output gradient Paddle holds anyway, its jit_bf16 kernel takes 10 ms, and no map is reordered.
+    const bool nxc_wgrad = bf16 && c.ic == 1 && cl_in && cl_out;
+    const memory::desc wsrc = nxc_wgrad ? memory::desc(src3(c), lo, tag::ndhwc) : src;
+    const memory::desc wdst = nxc_wgrad ? memory::desc(dst3(c), lo, tag::ndhwc) : ddst;
     auto bwd_weights = bias ? dnnl::convolution_backward_weights::primitive_desc(
-                                  eng, dnnl::algorithm::convolution_direct, src, dwei, b, ddst, c.strides, c.dilates,
+                                  eng, dnnl::algorithm::convolution_direct, wsrc, dwei, b, wdst, c.strides, c.dilates,
                                   c.pad_l, c.pad_r, fwd)
                             : dnnl::convolution_backward_weights::primitive_desc(
-                                  eng, dnnl::algorithm::convolution_direct, src, dwei, ddst, c.strides, c.dilates,
+                                  eng, dnnl::algorithm::convolution_direct, wsrc, dwei, wdst, c.strides, c.dilates,
                                   c.pad_l, c.pad_r, fwd);
     return ConvPrims{fwd, bwd_data, bwd_weights, dnnl::convolution_forward(fwd),
                      dnnl::convolution_backward_data(bwd_data), dnnl::convolution_backward_weights(bwd_weights)};
@@ -685,22 +696,22 @@ std::shared_ptr<ConvPrims> conv3_prims(const Conv3& c, bool bias, bool relu, boo
 std::vector<paddle::Tensor> conv3_forward(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor* b,
                                           const std::vector<int>& strides, const std::vector<int>& paddings,
                                           const std::vector<int>& dilations, int groups, bool relu, bool cl_in,
-                                          bool cl_out, bool bf16) {
+                                          bool cl_out, bool bf16, bool bf16_out) {
   apply_threads();
-  check_cpu_f32(x, "input");
+  check_cpu_maps(x, "input");
   check_cpu_f32(w, "weight");
   auto c = conv3_geometry(ncdhw_of(x.shape(), cl_in), w.shape(), strides, paddings, dilations, groups);
   if (b != nullptr) {
     check_cpu_f32(*b, "bias");
     PD_CHECK(b->numel() == c.oc, "pcnn conv3d: bias has ", b->numel(), " values for ", c.oc, " output channels");
   }
-  auto held = conv3_prims(c, b != nullptr, relu, cl_in, cl_out, bf16);
+  auto held = conv3_prims(c, b != nullptr, relu, cl_in, cl_out, bf16, is_bf16(x), bf16_out);
   auto& p = *held;
   dnnl::stream s(cpu_engine());
-  auto out = empty_like_shape(shape3_of(dst3(c), cl_out));
-  auto src = as_input(s, user3(src3(c), cl_in), x.data<float>(), p.fwd.src_desc());
+  auto out = empty_maps(shape3_of(dst3(c), cl_out), bf16_out);
+  auto src = as_input(s, user3(src3(c), cl_in, is_bf16(x)), x.data(), p.fwd.src_desc());
   auto wei = as_input(s, plain_wei3(c), w.data<float>(), p.fwd.weights_desc());
-  Output dst(user3(dst3(c), cl_out), out.data<float>(), p.fwd.dst_desc());
+  Output dst(user3(dst3(c), cl_out, bf16_out), out.data(), p.fwd.dst_desc());
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst.mem}};
   if (b != nullptr) args[DNNL_ARG_BIAS] = per_channel(*b);
   p.fwd_prim.execute(s, args);
@@ -713,19 +724,20 @@ std::vector<paddle::Tensor> conv3_backward(const paddle::Tensor& x, const paddle
                                            const paddle::Tensor& dout, bool bias, bool need_dx,
                                            const std::vector<int>& strides, const std::vector<int>& paddings,
                                            const std::vector<int>& dilations, int groups, bool relu, bool cl_in,
-                                           bool cl_out, bool bf16) {
+                                           bool cl_out, bool bf16, bool bf16_out) {
   apply_threads();
   auto c = conv3_geometry(ncdhw_of(x.shape(), cl_in), w.shape(), strides, paddings, dilations, groups);
-  check_cpu_f32(dout, "output gradient");
+  check_cpu_maps(dout, "output gradient");
   const auto out_shape = shape3_of(dst3(c), cl_out);
   PD_CHECK(dout.shape() == out_shape && out.shape() == out_shape,
            "pcnn conv3d: the output gradient's shape differs from the output's");
-  auto held = conv3_prims(c, bias, relu, cl_in, cl_out, bf16);
+  PD_CHECK(is_bf16(dout) == bf16_out && is_bf16(out) == bf16_out, "pcnn conv3d: the output gradient's dtype differs");
+  auto held = conv3_prims(c, bias, relu, cl_in, cl_out, bf16, is_bf16(x), bf16_out);
   auto& p = *held;
   dnnl::stream s(cpu_engine());
   const paddle::Tensor dy = relu ? act_backward(s, "relu", out, dout) : dout;  // zero where the output is
-  return run_backward(s, p, user3(src3(c), cl_in), plain_wei3(c), user3(dst3(c), cl_out), x, w, dy, bias, need_dx,
-                      c.oc);
+  return run_backward(s, p, user3(src3(c), cl_in, is_bf16(x)), plain_wei3(c), user3(dst3(c), cl_out, bf16_out), x, w,
+                      dy, bias, need_dx, c.oc);
 }
 
 // ---------------------------------------------------------------- pooling
@@ -898,12 +910,12 @@ CONV_OP(CONV_ATTRS, pcnn_conv2d_bias_wgrad, LIST("X", "W", "B"), ConvBiasFwd, Co
 
 #define CONV3_ATTRS {"strides: std::vector<int>", "paddings: std::vector<int>", "dilations: std::vector<int>", \
                      "groups: int", "relu: bool", "channels_last_in: bool", "channels_last_out: bool", \
-                     "bf16: bool"}
+                     "bf16: bool", "bf16_out: bool"}
 
 #define CONV3_ARGS                                                                                     \
   const std::vector<int>&strides, const std::vector<int>&paddings, const std::vector<int>&dilations, int groups, \
-      bool relu, bool cl_in, bool cl_out, bool bf16
-#define CONV3_PASS strides, paddings, dilations, groups, relu, cl_in, cl_out, bf16
+      bool relu, bool cl_in, bool cl_out, bool bf16, bool bf16_out
+#define CONV3_PASS strides, paddings, dilations, groups, relu, cl_in, cl_out, bf16, bf16_out
 
 std::vector<paddle::Tensor> Conv3Fwd(const paddle::Tensor& x, const paddle::Tensor& w, CONV3_ARGS) {
   return guarded([&] { return conv3_forward(x, w, nullptr, CONV3_PASS); });
@@ -953,14 +965,14 @@ CONV_OP(CONV3_ATTRS, pcnn_conv3d_bias_wgrad, LIST("X", "W", "B"), Conv3BiasFwd, 
 // express both layouts: 2.7 ms for HybridSN's 64x32x18x19x19 maps, against 18.6 ms for Paddle's
 // transpose.
 
-memory::desc folded_desc(const memory::dims& ncdhw) {
+memory::desc folded_desc(const memory::dims& ncdhw, bool bf16) {
   const int64_t c = ncdhw[1], d = ncdhw[2], h = ncdhw[3], w = ncdhw[4];
-  return memory::desc(ncdhw, dt::f32, memory::dims{h * w * c * d, d, 1, w * c * d, c * d});
+  return memory::desc(ncdhw, dt_of(bf16), memory::dims{h * w * c * d, d, 1, w * c * d, c * d});
 }
 
-void reorder_into(const memory::desc& from, const float* src, const memory::desc& to, float* dst) {
+void reorder_into(const memory::desc& from, const void* src, const memory::desc& to, void* dst) {
   dnnl::stream s(cpu_engine());
-  memory a(from, cpu_engine(), const_cast<float*>(src)), b(to, cpu_engine(), dst);
+  memory a(from, cpu_engine(), const_cast<void*>(src)), b(to, cpu_engine(), dst);
   dnnl::reorder(a, b).execute(s, a, b);
   s.wait();
 }
@@ -968,10 +980,11 @@ void reorder_into(const memory::desc& from, const float* src, const memory::desc
 std::vector<paddle::Tensor> FoldFwd(const paddle::Tensor& x) {
   return guarded([&]() -> std::vector<paddle::Tensor> {
     apply_threads();
-    check_cpu_f32(x, "input");
+    check_cpu_maps(x, "input");
     const auto dims = ncdhw_of(x.shape(), true);
-    auto out = empty_like_shape({dims[0], dims[3], dims[4], dims[1] * dims[2]});
-    reorder_into(user3(dims, true), x.data<float>(), folded_desc(dims), out.data<float>());
+    const bool bf16 = is_bf16(x);  // the maps of a bf16 chain stay bf16
+    auto out = empty_maps({dims[0], dims[3], dims[4], dims[1] * dims[2]}, bf16);
+    reorder_into(user3(dims, true, bf16), x.data(), folded_desc(dims, bf16), out.data());
     return {out};
   });
 }
@@ -979,11 +992,13 @@ std::vector<paddle::Tensor> FoldBwd(const paddle::Tensor& x, const paddle::Tenso
   return guarded([&]() -> std::vector<paddle::Tensor> {
     apply_threads();
     const auto dims = ncdhw_of(x.shape(), true);
-    check_cpu_f32(dout, "output gradient");
+    check_cpu_maps(dout, "output gradient");
     PD_CHECK(dout.shape() == std::vector<int64_t>({dims[0], dims[3], dims[4], dims[1] * dims[2]}),
              "pcnn fold_depth: the output gradient's shape differs from the output's");
-    auto dx = empty_like_shape(x.shape());
-    reorder_into(folded_desc(dims), dout.data<float>(), user3(dims, true), dx.data<float>());
+    PD_CHECK(is_bf16(dout) == is_bf16(x), "pcnn fold_depth: the output gradient's dtype differs from the input's");
+    const bool bf16 = is_bf16(x);
+    auto dx = empty_maps(x.shape(), bf16);
+    reorder_into(folded_desc(dims, bf16), dout.data(), user3(dims, true, bf16), dx.data());
     return {dx};
   });
 }

@@ -108,19 +108,21 @@ def _conv3_args(conv: "Conv3D"):
     return triple(c.stride), [int(v) for pair in pairs for v in pair], triple(c.dilation), c.groups
 
 
-def _conv3(conv: "Conv3D", x, relu: bool, channels_last: bool = False):
+def _conv3(conv: "Conv3D", x, relu: bool, channels_last: bool = False, bf16_out: bool = False):
     """``conv`` (then a ReLU, fused into the operator, if ``relu``) on ``x``; None off the fast path.
-    With ``channels_last``, ``x`` and the result are NDHWC tensors ``[N, D, H, W, C]``."""
-    ops = _fast_ops(x, ndim=5)
+    With ``channels_last``, ``x`` and the result are NDHWC tensors ``[N, D, H, W, C]``; inside such a
+    chain ``x`` may be bf16 maps, and a bf16 ``conv`` writes bf16 ones with ``bf16_out``."""
+    ops = _fast_ops(x, ndim=5, bf16=channels_last and conv.bf16)
     args = None if ops is None else _conv3_args(conv)
     if args is None:
         return None
+    bf16_out = bf16_out and channels_last and conv.bf16
     # An input that needs no gradient (the data, at the first layer) skips that pass.
     if conv.bias is None:
         op = ops.pcnn_conv3d_wgrad if x.stop_gradient else ops.pcnn_conv3d
-        return op(x, conv.weight, *args, relu, channels_last, channels_last, conv.bf16)
+        return op(x, conv.weight, *args, relu, channels_last, channels_last, conv.bf16, bf16_out)
     op = ops.pcnn_conv3d_bias_wgrad if x.stop_gradient else ops.pcnn_conv3d_bias
-    return op(x, conv.weight, conv.bias, *args, relu, channels_last, channels_last, conv.bf16)
+    return op(x, conv.weight, conv.bias, *args, relu, channels_last, channels_last, conv.bf16, bf16_out)
 
 
 class Conv3D(nn.Conv3D):
@@ -140,14 +142,16 @@ def conv3d_relu(conv: Conv3D, act: nn.Layer, x):
     return act(conv(x)) if out is None else out
 
 
-def conv3d_relu_folded(layers: nn.Sequential, x):
+def conv3d_relu_folded(layers: nn.Sequential, x, bf16_out: bool = False):
     """The Conv3D-ReLU pairs of ``layers`` on ``x``, then the depth folded into the channels: the
     ``(N, C*D, H, W)`` maps (channel ``c*D + d``, as a reshape of NCDHW gives) of HybridSN's 2-D stage.
 
     On the fast path the maps stay NDHWC from the first convolution to the fold, which lands them as
-    :class:`ChannelsLast` for :func:`conv_bn`: no reorder between Paddle's layout and oneDNN's. Where a
-    hook watches a layer, or a layer is not a ReLU or not covered by the operators, the layers run one
-    by one and the result is a plain tensor.
+    :class:`ChannelsLast` for :func:`conv_bn`: no reorder between Paddle's layout and oneDNN's. A bf16
+    convolution hands bf16 maps to a bf16 one after it, and the last one to the fold where the caller
+    says its consumer reads them (``bf16_out``: a bf16 2-D convolution). Where a hook watches a layer,
+    or a layer is not a ReLU or not covered by the operators, the layers run one by one and the result
+    is a plain tensor.
     """
     convs, acts = list(layers)[::2], list(layers)[1::2]
     ops = _fast_ops(x, ndim=5)
@@ -160,8 +164,9 @@ def conv3d_relu_folded(layers: nn.Sequential, x):
     n, c, d, h, w = x.shape
     # One channel (HybridSN's PCA cube) is already NDHWC: a reshape, no copy.
     x = x.reshape([n, d, h, w, 1]) if c == 1 else x.transpose([0, 2, 3, 4, 1]).contiguous()
-    for conv in convs:
-        x = _conv3(conv, x, relu=True, channels_last=True)
+    for i, conv in enumerate(convs):
+        reads_bf16 = convs[i + 1].bf16 if i + 1 < len(convs) else bf16_out
+        x = _conv3(conv, x, relu=True, channels_last=True, bf16_out=reads_bf16)
     return ChannelsLast(ops.pcnn_fold_depth(x))
 
 

@@ -38,8 +38,8 @@ class HybridSN(nn.Layer):
         )
 
     def forward(self, x):
-        x = conv3d_relu_folded(self.conv3d, x)  # (N, C*D, H, W), NHWC-held on the fast path
         conv, act, flatten = self.conv2d
+        x = conv3d_relu_folded(self.conv3d, x, bf16_out=conv.bf16)  # (N, C*D, H, W), NHWC-held on the fast path
         x = conv_relu(conv, act, x)
         return self.classifier(flatten(x))
 
