@@ -81,9 +81,8 @@ def collect(out: Path) -> List[dict]:
     rows = []
     for part in PARTS:
         for run in sorted((out / part).glob("*")) if (out / part).is_dir() else []:
-            if run.name in NETS and finished(run):
-                rows += [dict(r, part=part) for r in report.load_results([run])]
-            elif run.suffix == ".json" and run.stem in NETS:
+            run_folder = run.name in NETS and finished(run)
+            if run_folder or (run.suffix == ".json" and run.stem in NETS):
                 rows += [dict(r, part=part) for r in report.load_results([run])]
     return rows
 

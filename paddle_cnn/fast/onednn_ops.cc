@@ -21,6 +21,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <initializer_list>
 
 #include <list>
@@ -425,19 +426,26 @@ std::vector<paddle::Tensor> gradients(bool need_dx, const paddle::Tensor& dx, co
   return grads;
 }
 
+// Writes the weight and bias (null without one) gradients, given the output gradient bwd_data read
+// (an empty memory without that pass).
+using WeightBackward = std::function<void(const memory& ddst, float* dw, float* db)>;
+
 // The input gradient (unless ``need_dx`` is off: the first layer's input needs none, and its pass is
-// costly for 1 channel) and oneDNN's weight and bias gradients (the 3-D convolutions).
+// costly for 1 channel) and the weight and bias gradients, by ``weights`` or else oneDNN's primitive.
 std::vector<paddle::Tensor> run_backward(dnnl::stream& s, ConvPrims& p, const memory::desc& plain_src,
                                          const memory::desc& plain_wei, const memory::desc& plain_dst,
                                          const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor& dy,
-                                         bool bias, bool need_dx, int64_t oc) {
+                                         bool bias, bool need_dx, int64_t oc, const WeightBackward& weights = {}) {
   paddle::Tensor dx, db;
   memory ddst;
   if (need_dx) ddst = data_backward(s, p, plain_src, plain_wei, plain_dst, x, w, dy, &dx);
   auto dw = empty_like_shape(w.shape());
   if (bias) db = empty_like_shape({oc});
-  onednn_weight_backward(s, p, plain_src, plain_wei, plain_dst, x, dy, ddst, dw.data<float>(),
-                         bias ? db.data<float>() : nullptr, oc);
+  float* dbp = bias ? db.data<float>() : nullptr;
+  if (weights)
+    weights(ddst, dw.data<float>(), dbp);
+  else
+    onednn_weight_backward(s, p, plain_src, plain_wei, plain_dst, x, dy, ddst, dw.data<float>(), dbp, oc);
   s.wait();
   return gradients(need_dx, dx, dw, bias, db);
 }
@@ -544,22 +552,12 @@ std::vector<paddle::Tensor> conv_backward(const paddle::Tensor& x, const paddle:
   const auto plain_src = user_desc({c.n, c.ic, c.ih, c.iw}, cl_in, is_bf16(x));
   const auto plain_dst = user_desc({c.n, c.oc, c.oh, c.ow}, cl_out, bf16_out);
   const auto plain_wei = memory::desc(weight_dims(c), dt::f32, weight_tag(c));
-  paddle::Tensor dx, db;
-  memory ddst;
-  if (need_dx) ddst = data_backward(s, p, plain_src, plain_wei, plain_dst, x, w, dy, &dx);
-  auto dw = empty_like_shape(w.shape());
-  if (bias) db = empty_like_shape({c.oc});
-  float* dbp = bias ? db.data<float>() : nullptr;
-  switch (weight_grad_of(c, bf16)) {
-    case WeightGrad::dilated_gemm:
-      dilated_weight_grad(s, c, plain_src, plain_dst, x, dy, ddst, dw.data<float>(), dbp);
-      break;
-    case WeightGrad::onednn:
-      onednn_weight_backward(s, p, plain_src, plain_wei, plain_dst, x, dy, ddst, dw.data<float>(), dbp, c.oc);
-      break;
-  }
-  s.wait();
-  return gradients(need_dx, dx, dw, bias, db);
+  WeightBackward weights;  // empty: oneDNN's primitive
+  if (weight_grad_of(c, bf16) == WeightGrad::dilated_gemm)
+    weights = [&](const memory& ddst, float* dw, float* db) {
+      dilated_weight_grad(s, c, plain_src, plain_dst, x, dy, ddst, dw, db);
+    };
+  return run_backward(s, p, plain_src, plain_wei, plain_dst, x, w, dy, bias, need_dx, c.oc, weights);
 }
 
 std::vector<int64_t> conv_out_shape(const std::vector<int64_t>& x, const std::vector<int64_t>& w,
@@ -662,7 +660,7 @@ std::shared_ptr<ConvPrims> conv3_prims(const Conv3& c, bool bias, bool relu, boo
     // strided output (found by the property test), and the blocked one was faster there (5 ms against
     // 10 for HybridSN's first layer at batch 64).
     const bool nxc_in = cl_in && c.ic > 1, nxc_out = cl_out && c.ic > 1;
-    const dt lo = bf16 ? dt::bf16 : dt::f32;  // as for the 2-D convolution: bf16 read, float32 written
+    const dt lo = bf16 ? dt::bf16 : dt::f32;  // as for the 2-D convolution: bf16 read; maps in_bf16 / out_bf16
     const tag in_tag = nxc_in ? tag::ndhwc : tag::any, out_tag = nxc_out ? tag::ndhwc : tag::any;
     memory::desc src(src3(c), lo, in_tag), dsrc(src3(c), dt_of(in_bf16), in_tag), wei(wei3(c), lo, tag::any),
         dwei(wei3(c), dt::f32, tag::any), dst(dst3(c), dt_of(out_bf16), out_tag), ddst(dst3(c), lo, out_tag);
