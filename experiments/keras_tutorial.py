@@ -37,6 +37,7 @@ from typing import Dict, List, Optional, Union
 
 from paddle_cnn import report
 from paddle_cnn.entry import run_command
+from paddle_cnn.errors import ConfigError
 from paddle_cnn.fileio import atomic_write_text
 from paddle_cnn.training import RunConfig, RunDir, RunLayout, add_config_args, build_data, plan_job, train_and_evaluate
 from paddle_cnn.training.config import given_overrides
@@ -169,6 +170,8 @@ def main(argv: Optional[List[str]] = None) -> Union[dict, int]:
             resume = RunLayout.at(run_dir).config.is_file() and not args.overwrite
             train_and_evaluate(config, run_dir, resume=resume, overwrite=args.overwrite, data=data, job=job)
     rows = write_outputs(args.out)
+    if args.table_only and not rows:
+        raise ConfigError(f"--table-only: no finished run folder or saved results under {args.out}/{{{','.join(PARTS)}}}/")
     if rows:
         print("\n" + table(rows))
         print(f"\nsaved: {args.out}/keras_tutorial.md, keras_tutorial.json, keras_tutorial.png")

@@ -54,3 +54,10 @@ def test_the_table_and_picture_are_rebuilt_from_saved_results(tmp_path):
     md = (tmp_path / "kt" / "keras_tutorial.md").read_text()
     assert "| demo | alexnet | 227 | 230 | 3 | 6 |" in md and "| learns | vgg16 | 224 | 230 | 12 | 180 |" in md
     assert (tmp_path / "kt" / "keras_tutorial.png").stat().st_size > 10_000
+
+
+def test_table_only_without_any_result_is_one_line_not_a_silent_success(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "experiments.keras_tutorial", "--table-only", "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT, env=CLI_ENV)
+    assert res.returncode == 2 and "no finished run folder or saved results" in res.stderr, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr
